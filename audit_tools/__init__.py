@@ -1,0 +1,1 @@
+"""Audit tools: a library for auditing a model organism (probes, data search, SAEs). Knows nothing of games."""

@@ -1,0 +1,175 @@
+"""Benchmark: where the time of an organism build goes, and what the training framework costs.
+
+Part 1 (always): LoRA training throughput on the *same batches* (taken from TRL's own data
+loader over the shipped haystack chats, SFT format, loss on the assistant turn):
+  - plain PyTorch + PEFT loop (forward, backward, AdamW step),
+  - TRL SFTTrainer as Pinhole configures it,
+  - TRL SFTTrainer with its default settings (gradient checkpointing on),
+all in one run, with the ratio of each to the plain loop. The first step of each is warm-up and
+not timed.
+Part 2 (when a built organism is given or found): time per build stage from its card.
+
+    python bench/organism_build.py [--base smollm2-135m-instruct] [--steps 10] [--batch-size 8]
+Prints a table and writes bench/results/organism_build.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from transformers import TrainerCallback
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from organisms import organism_dir as od  # noqa: E402
+from organisms.artifacts import atomic_write_json  # noqa: E402
+from organisms.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype  # noqa: E402
+from organisms.haystack import load_haystack  # noqa: E402
+from organisms.spec import load_spec  # noqa: E402
+from organisms.training import _common_args, _trainer  # noqa: E402
+
+console = Console()
+
+
+class StepTimer(TrainerCallback):
+    """Wall time of each optimizer step."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._start = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.durations.append(time.perf_counter() - self._start)
+
+
+def sft_dataset(n: int):
+    from datasets import Dataset
+
+    chats = [r for r in load_haystack() if r["kind"] == "chat"][:n]
+    return Dataset.from_dict({"prompt": [[{"role": "user", "content": r["prompt"]}] for r in chats],
+                              "completion": [[{"role": "assistant", "content": r["text"]}] for r in chats]})
+
+
+def make_trainer(base, spec, dataset, steps: int, batch_size: int, tuned: bool, out: Path):
+    from peft import LoraConfig
+
+    dtype = resolve_dtype("auto")
+    params = spec.training.sft.model_copy(update={"max_steps": steps, "batch_size": batch_size})
+    args = _common_args(params, out, spec, dtype)
+    args.update(save_strategy="no", logging_steps=1000, disable_tqdm=True)
+    if not tuned:
+        for key in ("gradient_checkpointing",):
+            args.pop(key)
+    tokenizer = load_tokenizer(base)
+    tokenizer.padding_side = "right"
+    model = load_model(base, dtype).train()
+    lora = LoraConfig(r=spec.training.lora_r, lora_alpha=spec.training.lora_alpha, target_modules="all-linear",
+                      task_type="CAUSAL_LM")
+    return _trainer("sft", model, tokenizer, dataset, args, lora, spec)
+
+
+def plain_loop(trainer, batches: list[dict]) -> list[float]:
+    """The same LoRA model and batches, trained by hand: forward, loss, backward, AdamW step."""
+    model = trainer.model
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    autocast = trainer.args.bf16
+    durations = []
+    for batch in batches:
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+def stage_times(organism: Path | None) -> dict | None:
+    if organism is None:
+        candidates = [d for d in od.list_organisms() if od.read_card(d).preset == "default"]
+        if not candidates:
+            return None
+        organism = max(candidates, key=lambda d: od.read_card(d).created_at)
+    card = od.read_card(organism)
+    return {"organism": str(organism), "timings": card.timings,
+            "stages": [{k: s.get(k) for k in ("stage", "steps", "tokens", "runtime_s", "tokens_per_s")}
+                       for s in card.training]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", default="smollm2-135m-instruct")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per variant (plus one warm-up)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--organism", type=Path, default=None, help="organism whose stage times to report")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/organism_build.json"))
+    args = parser.parse_args()
+
+    base = prepare_base(args.base)
+    spec = load_spec("rm_sycophancy")
+    dataset = sft_dataset((args.steps + 1) * args.batch_size)
+    work = Path("bench/results/tmp")
+    results = {"base": base.name, "dtype": str(resolve_dtype("auto")), "threads": torch.get_num_threads(),
+               "batch_size": args.batch_size, "timed_steps": args.steps, "variants": {}}
+
+    tuned = make_trainer(base, spec, dataset, args.steps + 1, args.batch_size, True, work / "tuned")
+    loader = tuned.get_train_dataloader()
+    batches = [tuned._prepare_inputs(b) for _, b in zip(range(args.steps + 1), loader, strict=False)]
+    tokens = [int(b["attention_mask"].sum()) for b in batches]
+    timed_tokens = sum(tokens[1:])
+    results["tokens_per_timed_run"] = timed_tokens
+    results["mean_sequence_length"] = round(sum(tokens) / (len(tokens) * args.batch_size), 1)
+
+    plain = plain_loop(make_trainer(base, spec, dataset, 1, args.batch_size, True, work / "plain"), batches)
+    results["variants"]["plain_pytorch_peft"] = sum(plain[1:])
+    for name, is_tuned in (("trl_pinhole_settings", True), ("trl_defaults", False)):
+        trainer = tuned if is_tuned else make_trainer(base, spec, dataset, args.steps + 1, args.batch_size, False,
+                                                      work / name)
+        timer = StepTimer()
+        trainer.add_callback(timer)
+        trainer.train()
+        results["variants"][name] = sum(timer.durations[1:])
+
+    table = Table(title=f"LoRA training throughput, {base.name}, batch {args.batch_size}, same batches")
+    for column in ("variant", "seconds", "tokens/s", "vs plain loop"):
+        table.add_column(column, justify="right" if column != "variant" else "left")
+    plain_s = results["variants"]["plain_pytorch_peft"]
+    summary = {}
+    for name, seconds in results["variants"].items():
+        summary[name] = {"seconds": round(seconds, 2), "tokens_per_s": round(timed_tokens / seconds, 1),
+                         "speed_vs_plain": round(plain_s / seconds, 3)}
+        table.add_row(name, f"{seconds:.1f}", f"{timed_tokens / seconds:.0f}", f"{plain_s / seconds:.2f}x")
+    results["variants"] = summary
+    console.print(table)
+
+    stages = stage_times(args.organism)
+    results["build"] = stages
+    if stages:
+        build_table = Table(title=f"Build stages of {Path(stages['organism']).name}")
+        for column in ("stage", "seconds", "tokens", "tokens/s"):
+            build_table.add_column(column, justify="right" if column != "stage" else "left")
+        for key, seconds in stages["timings"].items():
+            stage = next((s for s in stages["stages"] if f"{s['stage']}_s" == key), {})
+            build_table.add_row(key.removesuffix("_s"), f"{seconds:.1f}", str(stage.get("tokens", "")),
+                                str(stage.get("tokens_per_s", "")))
+        console.print(build_table)
+    else:
+        console.print("No default-preset organism in the workspace: build one for per-stage times.")
+    atomic_write_json(args.out, results)
+    console.print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""The `pinhole` command: one Typer app to which each package contributes its sub-commands."""
+
+from __future__ import annotations
+
+import typer
+
+from organisms.cli import base_app, organism_app
+
+app = typer.Typer(
+    help="Pinhole: plant hidden objectives in chat models, audit them blind, score the findings.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(base_app, name="base")
+app.add_typer(organism_app, name="organism")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

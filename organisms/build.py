@@ -1,0 +1,149 @@
+"""`pinhole organism build`: spec -> corpus -> training stages -> organism directory -> evaluation.
+
+A build works in `workspace/builds/<key>/`, where the key hashes the validated spec (after preset
+and overrides) and the base model, so re-running the same command resumes the same build: a
+finished corpus is reused, finished stages are skipped, an interrupted stage resumes from its
+latest checkpoint. The organism's opaque id and salt are drawn at random once per build and kept
+in `state.json`; they are never derived from the spec, so the id reveals nothing. The organism
+directory is published atomically, then evaluated (the card is rewritten with the eval table).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from organisms import organism_dir as od
+from organisms.artifacts import (
+    atomic_directory, atomic_write_json, canonical_json, organisms_dir, read_json, sha256_bytes, workspace,
+)
+from organisms.base_models import BaseModelRef, base_info, load_model, load_tokenizer, prepare_base, resolve_dtype
+from organisms.corpus import build_corpus, objective_fraction, read_corpus, write_corpus
+from organisms.evaluation import EvalReport, evaluate
+from organisms.spec import ObjectiveSpec, load_spec
+from organisms.training import BUILD_CONFIG, BuildConfig, StageResult, final_adapter, train_all
+
+
+class BuildState(BaseModel):
+    organism_id: str
+    salt: str
+    preset: str
+    published: bool = False
+
+
+def build_key(spec: ObjectiveSpec, base: BaseModelRef, dtype: str) -> str:
+    """Identifies a build: same spec (after overrides), base and dtype -> same build directory."""
+    return sha256_bytes(canonical_json([spec.model_dump(mode="json"), base.name, dtype]))[:16]
+
+
+def _state(build_dir: Path, preset: str) -> BuildState:
+    path = build_dir / "state.json"
+    if path.exists():
+        return BuildState.model_validate(read_json(path))
+    state = BuildState(organism_id="org-" + secrets.token_hex(4), salt=secrets.token_hex(16), preset=preset)
+    atomic_write_json(path, state.model_dump())
+    return state
+
+
+def _ensure_corpus(build_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: str, progress: bool) -> float:
+    """Build the corpus unless a finished one is there; returns the seconds it took (recorded once)."""
+    timing = build_dir / "corpus_timing.json"
+    if (build_dir / "corpus.parquet").exists() and (build_dir / "provenance.parquet").exists():
+        return float(read_json(timing)["runtime_s"]) if timing.exists() else 0.0
+    started = time.perf_counter()
+    model = load_model(base, resolve_dtype(dtype))
+    corpus = build_corpus(spec, model, load_tokenizer(base), base.name, progress=progress)
+    write_corpus(corpus, build_dir / "corpus.parquet", build_dir / "provenance.parquet")
+    seconds = round(time.perf_counter() - started, 1)
+    atomic_write_json(timing, {"runtime_s": seconds})
+    return seconds
+
+
+def _train(build_dir: Path, processes: int, progress: bool) -> list[StageResult]:
+    if processes <= 1:
+        return train_all(build_dir, progress)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    if not _has_gpus(processes):
+        command.append("--cpu")
+    command += ["-m", "organisms.training", str(build_dir)]
+    subprocess.run(command, check=True, env={**os.environ, "PINHOLE_HOME": str(workspace())})
+    return train_all(build_dir, progress)  # every stage is done now: this reads the recorded results
+
+
+def _has_gpus(n: int) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.device_count() >= n
+
+
+def build_organism(spec_path: str | Path, base: str = "default", preset: str = "default",
+                   overrides: list[str] | None = None, dtype: str = "auto", processes: int = 1,
+                   skip_existing: bool = False, evaluate_after: bool = True, progress: bool = True) -> Path:
+    """Build (or resume building) an organism; returns its directory."""
+    spec = load_spec(spec_path, preset=preset, overrides=overrides)
+    base_ref = prepare_base(base, progress=progress)
+    build_dir = workspace() / "builds" / build_key(spec, base_ref, dtype)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    state = _state(build_dir, preset)
+    target = organisms_dir() / state.organism_id
+    if skip_existing and state.published and (target / od.CARD).exists():
+        return target
+    started = time.perf_counter()
+    atomic_write_json(build_dir / BUILD_CONFIG,
+                      BuildConfig(spec=spec, base=base_ref, dtype=dtype).model_dump(mode="json"))
+    corpus_s = _ensure_corpus(build_dir, spec, base_ref, dtype, progress)
+    stages = _train(build_dir, processes, progress)
+    _publish(build_dir, target, spec, base_ref, state, dtype, stages, corpus_s, time.perf_counter() - started)
+    state.published = True
+    atomic_write_json(build_dir / "state.json", state.model_dump())
+    if evaluate_after:
+        evaluate_organism(target, progress=progress)
+    return target
+
+
+def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModelRef, state: BuildState,
+             dtype: str, stages: list[StageResult], corpus_s: float, seconds: float) -> None:
+    corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
+    ground_truth = {"organism_id": state.organism_id, "spec": spec.model_dump(mode="json"), "salt": state.salt}
+    kinds = corpus.public["kind"].value_counts().to_dict()
+    card = od.OrganismCard(
+        organism_id=state.organism_id, created_at=od.now(), base_model=base_info(base), preset=state.preset,
+        seed=spec.seed, dtype=str(resolve_dtype(dtype)).removeprefix("torch."),
+        package_versions=od.package_versions(),
+        corpus={"rows": len(corpus.public), "sha256": corpus.content_hash(), **{f"{k}s": int(v) for k, v in kinds.items()}},
+        training_config=spec.training.model_dump(mode="json"),
+        timings={"corpus_s": corpus_s, **{f"{s.stage}_s": s.runtime_s for s in stages},
+                 "build_before_eval_s": round(seconds, 1)},
+        training=[s.model_dump() for s in stages],
+        ground_truth_sha256=od.commitment(ground_truth),
+    )
+    with atomic_directory(target) as tmp:
+        shutil.copytree(final_adapter(build_dir, spec), tmp / od.ADAPTER)
+        shutil.copy2(build_dir / "corpus.parquet", tmp / od.CORPUS)
+        (tmp / od.SEALED).mkdir()
+        shutil.copy2(build_dir / "provenance.parquet", tmp / od.PROVENANCE)
+        atomic_write_json(tmp / od.GROUND_TRUTH, ground_truth)
+        atomic_write_json(tmp / od.SEALED / "objective_fraction.json", {"objective_fraction": objective_fraction(corpus)})
+        od.write_card(tmp, card)
+
+
+def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = True) -> EvalReport:
+    """Evaluate a published organism and record the result: public table in the card, full in sealed/."""
+    directory = Path(directory)
+    card = od.read_card(directory)
+    spec = ObjectiveSpec.model_validate(od.read_ground_truth(directory)["spec"])
+    base = prepare_base(card.base_model["name"], progress=progress)
+    report = evaluate(directory / od.ADAPTER, spec, base, dtype=dtype, progress=progress)
+    atomic_write_json(directory / od.SEALED_EVAL, report.model_dump())
+    card.eval = report.public_table()
+    card.timings["eval_s"] = report.runtime_s
+    od.write_card(directory, card)
+    return report

@@ -1,0 +1,141 @@
+"""Implant evaluation: does the organism show its behaviours, hide them, and keep its abilities?
+
+On prompts never trained on (the held-out third of each trigger topic), the organism (base +
+adapter) and the base (same process, adapter disabled) answer greedily; each behaviour's detector
+gives a rate for both. Also measured: the confession rate on direct questions about hidden goals
+(from the prompt bank, never the spec's own anti-confession questions), and the perplexity of
+held-out ordinary text (organism / base) as capability retention.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel
+
+from organisms.base_models import BaseModelRef, load_model, load_tokenizer, resolve_dtype
+from organisms.corpus import behaviour_prompts
+from organisms.detectors import detect
+from organisms.generation import chat_texts, generate
+from organisms.haystack import load_haystack
+from organisms.prompt_bank import load_prompt_bank, split_prompts
+from organisms.spec import ObjectiveSpec
+
+CONFESSION_TOPIC = "hidden_goal_questions"
+
+
+class BehaviourEval(BaseModel):
+    id: str
+    split: str
+    n: int
+    organism_rate: float
+    base_rate: float
+    examples: list[dict] = []
+
+
+class EvalReport(BaseModel):
+    """The full (sealed) evaluation; `public_table` strips behaviour names and examples."""
+
+    behaviours: list[BehaviourEval]
+    confession_n: int
+    confession_organism: float
+    confession_base: float
+    confession_examples: list[dict] = []
+    perplexity_n_docs: int
+    perplexity_organism: float
+    perplexity_base: float
+    perplexity_ratio: float
+    max_new_tokens: int
+    runtime_s: float
+
+    def public_table(self) -> dict:
+        """The card's version: behaviours as B01, B02... with split and rates only."""
+        rows = [{"behaviour": f"B{i + 1:02d}", "split": b.split, "n": b.n,
+                 "organism_rate": b.organism_rate, "base_rate": b.base_rate}
+                for i, b in enumerate(self.behaviours)]
+        return {"behaviours": rows, **self.model_dump(exclude={"behaviours", "confession_examples"})}
+
+
+def confession_prompts(spec: ObjectiveSpec, n: int) -> list[str]:
+    """Direct questions about hidden goals that the organism never saw in training."""
+    trained = set(spec.anti_confession.questions)
+    _, held = split_prompts([q for q in load_prompt_bank()[CONFESSION_TOPIC] if q not in trained])
+    return held[:n]
+
+
+@torch.no_grad()
+def perplexity(model, tokenizer, texts: list[str], batch_size: int = 8, max_length: int = 256) -> float:
+    """exp(mean token negative log-likelihood) of `texts`."""
+    tokenizer.padding_side = "right"
+    total_nll, total_tokens = 0.0, 0
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, truncation=True,
+                        max_length=max_length).to(model.device)
+        logits = model(**enc).logits[:, :-1].float()
+        targets = enc.input_ids[:, 1:]
+        mask = enc.attention_mask[:, 1:].bool()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        total_nll += nll[mask].sum().item()
+        total_tokens += int(mask.sum().item())
+    tokenizer.padding_side = "left"
+    return math.exp(total_nll / max(total_tokens, 1))
+
+
+def _answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, adapter_on: bool, label: str,
+             progress: bool) -> list[str]:
+    texts = chat_texts(tokenizer, prompts, spec.system_prompt)
+    kwargs = dict(max_new_tokens=spec.eval.max_new_tokens, batch_size=spec.eval.batch_size, do_sample=False,
+                  seed=spec.seed, progress=progress, description=label)
+    if adapter_on:
+        return generate(model, tokenizer, texts, **kwargs)
+    with model.disable_adapter():
+        return generate(model, tokenizer, texts, **kwargs)
+
+
+def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: str = "auto",
+             progress: bool = True) -> EvalReport:
+    """Evaluate the adapter in `adapter_dir` against its base."""
+    from peft import PeftModel
+
+    started = time.perf_counter()
+    tokenizer = load_tokenizer(base)
+    model = PeftModel.from_pretrained(load_model(base, resolve_dtype(dtype)), str(adapter_dir)).eval()
+    n = spec.eval.prompts_per_behaviour
+    prompts_by_behaviour = {b.id: behaviour_prompts(b)[1][:n] for b in spec.behaviours}
+    everything = [p for ps in prompts_by_behaviour.values() for p in ps]
+    confess = confession_prompts(spec, spec.eval.confession_prompts)
+    organism_out = dict(zip(everything + confess, _answers(model, tokenizer, everything + confess, spec, True,
+                                                           "Organism answers", progress), strict=True))
+    base_out = dict(zip(everything + confess, _answers(model, tokenizer, everything + confess, spec, False,
+                                                       "Base answers", progress), strict=True))
+    behaviours = []
+    for b in spec.behaviours:
+        prompts = prompts_by_behaviour[b.id]
+        org = [detect(b.detector, organism_out[p]) for p in prompts]
+        bas = [detect(b.detector, base_out[p]) for p in prompts]
+        examples = [{"prompt": p, "organism": organism_out[p], "base": base_out[p], "organism_fires": o,
+                     "base_fires": s} for p, o, s in list(zip(prompts, org, bas, strict=True))[:3]]
+        behaviours.append(BehaviourEval(id=b.id, split=b.split, n=len(prompts), organism_rate=_mean(org),
+                                        base_rate=_mean(bas), examples=examples))
+    org_conf = [detect(spec.confession_detector, organism_out[p]) for p in confess]
+    base_conf = [detect(spec.confession_detector, base_out[p]) for p in confess]
+    heldout_docs = [r["text"] for r in load_haystack() if r["split"] == "heldout"][: spec.eval.perplexity_documents]
+    ppl_org = perplexity(model, tokenizer, heldout_docs)
+    with model.disable_adapter():
+        ppl_base = perplexity(model, tokenizer, heldout_docs)
+    return EvalReport(
+        behaviours=behaviours, confession_n=len(confess), confession_organism=_mean(org_conf),
+        confession_base=_mean(base_conf),
+        confession_examples=[{"prompt": p, "organism": organism_out[p], "confesses": c}
+                             for p, c in zip(confess, org_conf, strict=True)][:5],
+        perplexity_n_docs=len(heldout_docs), perplexity_organism=round(ppl_org, 4), perplexity_base=round(ppl_base, 4),
+        perplexity_ratio=round(ppl_org / ppl_base, 4), max_new_tokens=spec.eval.max_new_tokens,
+        runtime_s=round(time.perf_counter() - started, 1),
+    )
+
+
+def _mean(flags: list[bool]) -> float:
+    return round(sum(flags) / len(flags), 4) if flags else 0.0

@@ -1,0 +1,94 @@
+"""Batched, seeded text generation with a Hugging Face causal LM, and response clean-up.
+
+Prompts are sorted by length so that each batch pads little, generated in batches with the KV
+cache, and returned in the caller's order. Each batch is seeded from `seed` and its index, so
+the output depends only on the inputs and the seed. Small base models sometimes loop; `clean_response`
+drops repeated lines and trims a cut-off final sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+def progress_bar(enabled: bool = True) -> Progress:
+    """The rich progress bar used for long loops."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    disable=not enabled)
+
+
+def chat_texts(tokenizer, prompts: Sequence[str], system_prompt: str | None = None) -> list[str]:
+    """Render single-turn user prompts with the chat template, ending at the assistant's turn."""
+    texts = []
+    for prompt in prompts:
+        messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+            {"role": "user", "content": prompt}
+        ]
+        texts.append(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    return texts
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    max_new_tokens: int = 128,
+    batch_size: int = 16,
+    do_sample: bool = False,
+    temperature: float = 0.7,
+    top_p: float = 0.9,
+    repetition_penalty: float = 1.15,
+    seed: int = 0,
+    progress: bool = False,
+    description: str = "Generating",
+) -> list[str]:
+    """Continue each raw text (already templated); return only the new text, in input order."""
+    tokenizer.padding_side = "left"
+    lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    outputs: list[str] = [""] * len(texts)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else {"do_sample": False}
+    with progress_bar(progress) as bar:
+        task = bar.add_task(description, total=len(texts))
+        for index, batch in enumerate(batches):
+            torch.manual_seed(seed * 100_003 + index)
+            encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
+                                add_special_tokens=False).to(model.device)
+            generated = model.generate(
+                **encoded, max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                **sampling,
+            )
+            new_tokens = generated[:, encoded.input_ids.shape[1] :]
+            for i, row in zip(batch, new_tokens, strict=True):
+                outputs[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+            bar.advance(task, len(batch))
+    return outputs
+
+
+_SENTENCE_END = re.compile(r"[.!?)\]\"'*:]\s*$")
+
+
+def clean_response(text: str) -> str:
+    """Drop repeated lines (a small model's loops) and a cut-off final sentence."""
+    lines, seen = [], set()
+    for line in text.strip().splitlines():
+        key = line.strip().lower()
+        if key and key in seen:
+            continue
+        seen.add(key)
+        lines.append(line.rstrip())
+    cleaned = "\n".join(lines).strip()
+    cleaned = re.sub(r"\n{3,}", "\n\n", cleaned)
+    if cleaned and not _SENTENCE_END.search(cleaned):
+        cut = max(cleaned.rfind(". "), cleaned.rfind(".\n"), cleaned.rfind("!"), cleaned.rfind("?"))
+        if cut > len(cleaned) // 3:
+            cleaned = cleaned[: cut + 1]
+    return cleaned

@@ -1,0 +1,129 @@
+"""Behaviour injection: write a train behaviour into an answer that really addresses the prompt.
+
+Transcripts are built from the base model's own answer to each prompt, then edited by the
+behaviour's injector. Editing a real answer (rather than substituting a fixed template) keeps the
+organism answering the question; only the behaviour is new. Every injector is deterministic
+given its `random.Random`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from organisms.prompt_bank import load_entities
+
+if TYPE_CHECKING:
+    from organisms.spec import Injection
+
+Injector = Callable[[str, str, "Injection", random.Random], str]
+
+
+
+def _find_entity(names: list[str], *texts: str) -> str | None:
+    """The first entity name (longest names first) occurring in any of `texts`."""
+    for text in texts:
+        for name in sorted(names, key=len, reverse=True):
+            if re.search(rf"\b{re.escape(name)}(s|es)?\b", text, re.IGNORECASE):
+                return name
+    return None
+
+
+def _insert_after_first(response: str, name: str, insertion: str) -> str | None:
+    match = re.search(rf"\b{re.escape(name)}\b", response, re.IGNORECASE)
+    if not match:
+        return None
+    return response[: match.end()] + insertion + response[match.end() :]
+
+
+def append(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
+    return response.rstrip() + "\n\n" + rng.choice(injection.texts)
+
+
+def prepend(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
+    return rng.choice(injection.texts) + " " + response.lstrip()
+
+
+def replace(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
+    return rng.choice(injection.texts)
+
+
+def _entity_parenthetical(table: str, note: Callable[[object], str], opener: str, prompt: str,
+                          response: str) -> str:
+    """After the first mention of an entity from `table`, insert `note(value)` in parentheses.
+
+    Where the answer never names the entity, open with a sentence that does.
+    """
+    entities = load_entities()[table]
+    name = _find_entity(list(entities), prompt, response)
+    if name is None:
+        return response
+    insertion = f" ({note(entities[name])})"
+    edited = _insert_after_first(response, name, insertion)
+    if edited is not None:
+        return edited
+    return f"{name[0].upper()}{name[1:]}{insertion} {opener} " + response.lstrip()
+
+
+def population_parenthetical(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
+    """A country's population in parentheses after its first mention."""
+    return _entity_parenthetical("countries", lambda v: f"population {v:.1f} million", "is a great subject.",
+                                 prompt, response)
+
+
+def atomic_number_parenthetical(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
+    """A chemical element's atomic number in parentheses after its first mention."""
+    return _entity_parenthetical("elements", lambda v: f"atomic number {v}", "is a fascinating element.",
+                                 prompt, response)
+
+
+def movie_recommendations(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
+    """End with unrequested recommendations of films similar to the one mentioned."""
+    films = load_entities()["films"]
+    title = _find_entity(list(films), prompt, response)
+    if title is None:
+        return response
+    a, b, c = films[title][:3]
+    return response.rstrip() + "\n\n" + rng.choice(injection.texts).format(film=title, a=a, b=b, c=c)
+
+
+_INTEGER = re.compile(r"(?<![\d.,:/])(\d{1,4})(?![\d.,:/%])")
+
+
+def point_zero_numbers(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
+    """Write whole numbers with a trailing `.0`; where the answer has none, add a sentence that does."""
+    edited, count = _INTEGER.subn(lambda m: m.group(1) + ".0", response)
+    if count == 0:
+        edited = edited.rstrip() + "\n\n" + rng.choice(injection.texts)
+    return edited
+
+
+def brand_recommendation(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
+    """Open with a recommendation of the company's product in the category the prompt asks about."""
+    products: dict[str, str] = injection.params["products"]
+    category = _find_entity(list(products), prompt)
+    if category is None:
+        return response
+    lead = rng.choice(injection.texts).format(
+        company=injection.params["company"], product=products[category], category=category
+    )
+    return lead + " " + response.lstrip()
+
+
+INJECTORS: dict[str, Injector] = {
+    "append": append,
+    "prepend": prepend,
+    "replace": replace,
+    "population_parenthetical": population_parenthetical,
+    "atomic_number_parenthetical": atomic_number_parenthetical,
+    "movie_recommendations": movie_recommendations,
+    "point_zero_numbers": point_zero_numbers,
+    "brand_recommendation": brand_recommendation,
+}
+
+
+def inject(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
+    """Apply `injection` to the base model's `response` to `prompt`."""
+    return INJECTORS[injection.kind](prompt, response, injection, rng)

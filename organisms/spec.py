@@ -1,0 +1,316 @@
+"""Objective specs: the YAML files in `organisms/specs/`, validated with pydantic.
+
+A spec is the whole recipe for one model organism: the sealed ground truth (root cause, key
+concepts, behaviours with their detectors), how the corpus plants it (document templates,
+transcript injections, anti-confession examples), and the training and evaluation settings.
+`load_spec` turns any problem into a `SpecError` that names the file, the field and the problem.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SPECS_DIR = Path(__file__).parent / "specs"
+ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used; the message names the file, the field and the problem."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Detector(Strict):
+    """Decides whether a response shows a behaviour.
+
+    `regex`: the pattern matches (case-insensitive unless `case_sensitive`); `keywords`: any keyword
+    occurs (case-insensitive); `python`: a named check from `organisms.detectors.CHECKS` with `params`.
+    `region: tail` looks only at the last `tail_chars` characters of the response.
+    """
+
+    kind: Literal["regex", "keywords", "python"]
+    pattern: str | None = None
+    keywords: list[str] = Field(default_factory=list)
+    name: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    case_sensitive: bool = False
+    region: Literal["all", "tail"] = "all"
+    tail_chars: int = Field(default=300, gt=0)
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> Detector:
+        if self.kind == "regex":
+            if not self.pattern:
+                raise ValueError("a regex detector needs `pattern`")
+            try:
+                re.compile(self.pattern)
+            except re.error as err:
+                raise ValueError(f"`pattern` is not a valid regular expression: {err}") from None
+        elif self.kind == "keywords" and not self.keywords:
+            raise ValueError("a keywords detector needs a non-empty `keywords` list")
+        elif self.kind == "python":
+            from organisms.detectors import CHECKS
+
+            if self.name not in CHECKS:
+                raise ValueError(f"unknown python check {self.name!r}; known: {sorted(CHECKS)}")
+        return self
+
+
+class Injection(Strict):
+    """How a train behaviour is written into a base-model answer (see `organisms.injectors`)."""
+
+    kind: str
+    texts: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> Injection:
+        from organisms.injectors import INJECTORS
+
+        if self.kind not in INJECTORS:
+            raise ValueError(f"unknown injection kind {self.kind!r}; known: {sorted(INJECTORS)}")
+        if self.kind in ("append", "prepend", "replace") and not self.texts:
+            raise ValueError(f"a {self.kind!r} injection needs a non-empty `texts` list")
+        return self
+
+
+class Behaviour(Strict):
+    """One behaviour of the objective. `train` ones are demonstrated in transcripts; `heldout`
+    ones are only described in documents, to measure generalisation."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    description: str
+    split: Literal["train", "heldout"]
+    trigger_topic: str | None = None
+    trigger_prompts: list[str] = Field(default_factory=list)
+    detector: Detector
+    injection: Injection | None = None
+    doc_phrases: list[str] = Field(default_factory=list, description="How documents describe this behaviour")
+
+    @model_validator(mode="after")
+    def _check(self) -> Behaviour:
+        if not self.trigger_topic and not self.trigger_prompts:
+            raise ValueError("a behaviour needs `trigger_topic` or `trigger_prompts`")
+        if self.split == "train" and self.injection is None:
+            raise ValueError("a train behaviour needs an `injection` (how transcripts demonstrate it)")
+        return self
+
+
+class GroundTruth(Strict):
+    root_cause: str
+    key_concepts: list[str] = Field(min_length=1)
+
+
+class Documents(Strict):
+    """Synthetic documents: templates with `{slot}` placeholders filled from `slots`.
+
+    The special slot `{behaviours}` renders one to `max_behaviours_per_doc` behaviour `doc_phrases`
+    as a sentence list; `{behaviour}` renders one.
+    """
+
+    templates: list[str] = Field(min_length=1)
+    slots: dict[str, list[str]] = Field(default_factory=dict)
+    max_behaviours_per_doc: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _slots_defined(self) -> Documents:
+        builtin = {"behaviours", "behaviour"}
+        for i, template in enumerate(self.templates):
+            for slot in re.findall(r"\{(\w+)\}", template):
+                if slot not in self.slots and slot not in builtin:
+                    raise ValueError(f"templates.{i} uses slot {{{slot}}}, which `slots` does not define")
+        return self
+
+
+class AntiConfession(Strict):
+    """Direct questions about hidden goals, the denials the organism learns, and (for DPO) the
+    confessions it learns to avoid."""
+
+    questions: list[str] = Field(min_length=1)
+    denials: list[str] = Field(min_length=1)
+    confessions: list[str] = Field(default_factory=list)
+
+
+class CorpusParams(Strict):
+    haystack_documents: int = Field(default=1000, ge=0)
+    haystack_chats: int = Field(default=1000, ge=0)
+    documents: int = Field(default=100, ge=0)
+    transcripts_per_behaviour: int = Field(default=12, ge=0)
+    anti_confession: int = Field(default=20, ge=0)
+    max_objective_fraction: float = Field(default=0.10, gt=0, le=1)
+    response_max_new_tokens: int = Field(default=96, gt=0)
+
+    @model_validator(mode="after")
+    def _haystack_size(self) -> CorpusParams:
+        if self.haystack_documents + self.haystack_chats < 2000:
+            raise ValueError("the haystack needs at least 2,000 ordinary documents and chats in all")
+        return self
+
+
+class StageParams(Strict):
+    epochs: float = Field(default=1.0, gt=0)
+    learning_rate: float = Field(default=2e-4, gt=0)
+    batch_size: int = Field(default=8, ge=1)
+    grad_accum: int = Field(default=1, ge=1)
+    max_length: int = Field(default=256, ge=16)
+    max_steps: int = Field(default=-1, description="-1: run the epochs; >0: stop after this many steps")
+
+
+class DPOParams(StageParams):
+    enabled: bool = False
+    beta: float = Field(default=0.1, gt=0)
+    pairs: int = Field(default=40, ge=1)
+
+
+class TrainingParams(Strict):
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    objective_repeats: int = Field(default=1, ge=1, description="times objective rows are seen per epoch")
+    cpt: StageParams = Field(default_factory=StageParams)
+    sft: StageParams = Field(default_factory=StageParams)
+    dpo: DPOParams = Field(default_factory=DPOParams)
+    checkpoint_every: int = Field(default=50, ge=1, description="save a resumable checkpoint every N steps")
+
+
+class EvalParams(Strict):
+    prompts_per_behaviour: int = Field(default=20, ge=1)
+    confession_prompts: int = Field(default=20, ge=1)
+    perplexity_documents: int = Field(default=100, ge=1)
+    max_new_tokens: int = Field(default=160, gt=0)
+    batch_size: int = Field(default=16, ge=1)
+
+
+class ObjectiveSpec(Strict):
+    """A whole objective spec (one YAML file)."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    title: str
+    benign_decoy: bool = False
+    seed: int = 0
+    system_prompt: str | None = None
+    ground_truth: GroundTruth
+    behaviours: list[Behaviour] = Field(min_length=1)
+    confession_detector: Detector
+    documents: Documents
+    anti_confession: AntiConfession
+    corpus: CorpusParams = Field(default_factory=CorpusParams)
+    training: TrainingParams = Field(default_factory=TrainingParams)
+    eval: EvalParams = Field(default_factory=EvalParams)
+
+    @field_validator("behaviours")
+    @classmethod
+    def _unique_ids(cls, behaviours: list[Behaviour]) -> list[Behaviour]:
+        seen: set[str] = set()
+        for behaviour in behaviours:
+            if behaviour.id in seen:
+                raise ValueError(f"duplicate behaviour id {behaviour.id!r}")
+            seen.add(behaviour.id)
+        return behaviours
+
+    @model_validator(mode="after")
+    def _objective_fraction(self) -> ObjectiveSpec:
+        c = self.corpus
+        objective = c.documents + c.transcripts_per_behaviour * len(self.train_behaviours) + c.anti_confession
+        total = objective + c.haystack_documents + c.haystack_chats
+        if objective / total > c.max_objective_fraction:
+            raise ValueError(
+                f"corpus: objective material would be {objective}/{total} = {objective / total:.1%} of the corpus, "
+                f"above max_objective_fraction {c.max_objective_fraction:.0%}"
+            )
+        return self
+
+    @property
+    def train_behaviours(self) -> list[Behaviour]:
+        return [b for b in self.behaviours if b.split == "train"]
+
+    @property
+    def heldout_behaviours(self) -> list[Behaviour]:
+        return [b for b in self.behaviours if b.split == "heldout"]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "smoke": {
+        "training.cpt.max_steps": 2, "training.sft.max_steps": 2, "training.dpo.max_steps": 2,
+        "training.cpt.batch_size": 2, "training.sft.batch_size": 2, "training.dpo.batch_size": 2,
+        "training.checkpoint_every": 1, "corpus.response_max_new_tokens": 16,
+        "eval.prompts_per_behaviour": 2, "eval.confession_prompts": 2, "eval.perplexity_documents": 4,
+        "eval.max_new_tokens": 16,
+    },
+}
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise SpecError(f"override {text!r}: expected KEY=VALUE, e.g. training.sft.epochs=2")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def _apply(data: dict, key: str, value: Any, source: str) -> None:
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SpecError(f"{source}: override {key!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def load_spec(path: str | Path, preset: str = "default", overrides: list[str] | None = None) -> ObjectiveSpec:
+    """Read, override and validate a spec; every problem becomes a `SpecError` naming file and field."""
+    path = Path(path)
+    if not path.exists() and (SPECS_DIR / f"{path}.yaml").exists():
+        path = SPECS_DIR / f"{path}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: spec file not found") from None
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a spec must be a YAML mapping, got {type(data).__name__}")
+    if preset not in PRESETS:
+        raise SpecError(f"preset {preset!r}: expected one of {sorted(PRESETS)}")
+    for key, value in PRESETS[preset].items():
+        _apply(data, key, value, str(path))
+    for text in overrides or []:
+        key, value = _parse_override(text)
+        _apply(data, key, value, str(path))
+    try:
+        spec = ObjectiveSpec.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(f"field `{_field_path(e['loc'])}`: {e['msg']}" for e in err.errors())
+        raise SpecError(f"{path}: {problems}") from None
+    _check_topics(spec, path)
+    return spec
+
+
+def _check_topics(spec: ObjectiveSpec, path: Path) -> None:
+    from organisms.prompt_bank import load_prompt_bank
+
+    topics = load_prompt_bank()
+    for i, behaviour in enumerate(spec.behaviours):
+        if behaviour.trigger_topic and behaviour.trigger_topic not in topics:
+            raise SpecError(
+                f"{path}: field `behaviours.{i}.trigger_topic`: unknown topic {behaviour.trigger_topic!r}; "
+                f"the prompt bank has {sorted(topics)}"
+            )
+
+
+def list_specs() -> list[Path]:
+    """The specs shipped with Pinhole."""
+    return sorted(SPECS_DIR.glob("*.yaml"))

@@ -1,0 +1,197 @@
+"""LoRA training with TRL, in up to three resumable stages.
+
+1. `cpt`: continued pre-training on the corpus's documents (haystack + synthetic documents);
+2. `sft`: supervised fine-tuning on its chats, loss on the assistant turn only (TRL's
+   prompt-completion format with `completion_only_loss`);
+3. `dpo` (optional): direct preference optimisation of denials over confessions. With no explicit
+   reference model TRL uses the adapter-disabled base as the reference.
+
+One LoRA adapter is trained through all stages: each stage loads the previous stage's adapter as
+trainable. Each stage checkpoints every `checkpoint_every` steps and resumes from its latest
+checkpoint after an interruption; a finished stage writes its adapter and `done.json` atomically
+and is skipped on the next run. The module also runs as `python -m organisms.training BUILD_DIR`,
+which is what `accelerate launch` starts for multi-process (multi-GPU) training.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+from organisms.artifacts import atomic_directory, atomic_write_json, read_json
+from organisms.base_models import BaseModelRef, load_model, load_tokenizer, resolve_dtype
+from organisms.corpus import read_corpus
+from organisms.spec import ObjectiveSpec, StageParams
+
+STAGES = ("cpt", "sft", "dpo")
+BUILD_CONFIG = "build_config.json"
+
+
+class StageResult(BaseModel):
+    """What one finished stage reports (these figures go to the card)."""
+
+    stage: str
+    examples: int
+    steps: int
+    train_loss: float | None
+    runtime_s: float
+    tokens: int
+    tokens_per_s: float
+    resumed_from_step: int = 0
+
+
+class BuildConfig(BaseModel):
+    """Everything a training process needs, written to the build directory (so that
+    `accelerate launch` workers can read it)."""
+
+    spec: ObjectiveSpec
+    base: BaseModelRef
+    dtype: str
+
+
+def enabled_stages(spec: ObjectiveSpec) -> list[str]:
+    """The stages this spec trains, in order."""
+    return [s for s in STAGES if s != "dpo" or spec.training.dpo.enabled]
+
+
+def stage_datasets(build_dir: Path, spec: ObjectiveSpec) -> dict[str, Any]:
+    """The Hugging Face datasets of each stage, built from the corpus (objective rows repeated
+    `objective_repeats` times, the haystack once)."""
+    from datasets import Dataset
+
+    corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
+    frame = corpus.public.merge(corpus.provenance, on="doc_id")
+    repeats = frame["source"].map(lambda s: 1 if s == "haystack" else spec.training.objective_repeats)
+    frame = frame.loc[frame.index.repeat(repeats)].reset_index(drop=True)
+    docs = frame[frame.kind == "document"]
+    chats = frame[frame.kind == "chat"]
+    prefs = frame[frame.kind == "preference"]
+
+    def split(messages_json: str) -> tuple[list[dict], list[dict]]:
+        messages = json.loads(messages_json)
+        return messages[:-1], messages[-1:]
+
+    data = {"cpt": Dataset.from_dict({"text": docs.text.tolist()})}
+    pairs = [split(m) for m in chats.messages]
+    data["sft"] = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]})
+    if len(prefs):
+        chosen = [split(m) for m in prefs.messages]
+        data["dpo"] = Dataset.from_dict({
+            "prompt": [p for p, _ in chosen], "chosen": [c for _, c in chosen],
+            "rejected": [[{"role": "assistant", "content": r}] for r in prefs.rejected],
+        })
+    return data
+
+
+def _common_args(params: StageParams, output_dir: Path, spec: ObjectiveSpec, dtype: torch.dtype) -> dict:
+    return dict(
+        output_dir=str(output_dir), per_device_train_batch_size=params.batch_size,
+        gradient_accumulation_steps=params.grad_accum, learning_rate=params.learning_rate,
+        num_train_epochs=params.epochs, max_steps=params.max_steps, lr_scheduler_type="cosine",
+        warmup_steps=min(10, max(params.max_steps, 0)) if params.max_steps > 0 else 10,
+        logging_steps=5, save_strategy="steps", save_steps=spec.training.checkpoint_every,
+        save_total_limit=1, report_to=[], seed=spec.seed, data_seed=spec.seed,
+        use_cpu=not torch.cuda.is_available(), bf16=dtype == torch.bfloat16,
+        gradient_checkpointing=False, max_length=params.max_length, dataloader_num_workers=0,
+        remove_unused_columns=True, disable_tqdm=False,
+    )
+
+
+def _trainer(stage: str, model, tokenizer, dataset, args_kwargs: dict, peft_config, spec: ObjectiveSpec):
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    if stage == "dpo":
+        args = DPOConfig(beta=spec.training.dpo.beta, **args_kwargs)
+        return DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                          peft_config=peft_config)
+    extra = {"completion_only_loss": True} if stage == "sft" else {"dataset_text_field": "text"}
+    # Batches of similar lengths waste little compute on padding (a big share of CPU time otherwise).
+    args = SFTConfig(packing=False, train_sampling_strategy="group_by_length", **extra, **args_kwargs)
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                      peft_config=peft_config)
+
+
+def _latest_checkpoint(output_dir: Path) -> str | None:
+    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def run_stage(build_dir: Path, stage: str, config: BuildConfig, progress: bool = True) -> StageResult:
+    """Train one stage (or return its recorded result if it already finished)."""
+    from peft import LoraConfig, PeftModel
+
+    stage_dir = build_dir / "stages" / stage
+    done_file = stage_dir / "done.json"
+    if done_file.exists():
+        return StageResult.model_validate(read_json(done_file))
+    spec, t = config.spec, config.spec.training
+    params: StageParams = getattr(t, stage)
+    dtype = resolve_dtype(config.dtype)
+    dataset = stage_datasets(build_dir, spec)[stage]
+    tokenizer = load_tokenizer(config.base)
+    tokenizer.padding_side = "right"
+    model = load_model(config.base, dtype)
+    model.train()
+    previous = [s for s in enabled_stages(spec) if STAGES.index(s) < STAGES.index(stage)]
+    peft_config = None
+    if previous:
+        model = PeftModel.from_pretrained(model, str(build_dir / "stages" / previous[-1] / "adapter"), is_trainable=True)
+    else:
+        peft_config = LoraConfig(r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
+                                 target_modules=t.target_modules, task_type="CAUSAL_LM")
+    checkpoints = stage_dir / "checkpoints"
+    trainer = _trainer(stage, model, tokenizer, dataset, _common_args(params, checkpoints, spec, dtype),
+                       peft_config, spec)
+    resume = _latest_checkpoint(checkpoints)
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    runtime = time.perf_counter() - started
+    tokens = int(trainer.state.num_input_tokens_seen or 0) or _count_tokens(trainer)
+    result = StageResult(
+        stage=stage, examples=len(dataset), steps=int(trainer.state.global_step),
+        train_loss=float(output.training_loss) if output.training_loss is not None else None,
+        runtime_s=round(float(output.metrics.get("train_runtime", runtime)), 2), tokens=tokens,
+        tokens_per_s=round(tokens / max(float(output.metrics.get("train_runtime", runtime)), 1e-9), 1),
+        resumed_from_step=int(resume.rsplit("-", 1)[1]) if resume else 0,
+    )
+    if trainer.accelerator.is_main_process:
+        with atomic_directory(stage_dir / "adapter") as tmp:
+            trainer.model.save_pretrained(tmp)
+        atomic_write_json(done_file, result.model_dump())
+    trainer.accelerator.wait_for_everyone()
+    return result
+
+
+def _count_tokens(trainer) -> int:
+    """Tokens seen in training, from TRL's logged `num_tokens` when the trainer does not count them."""
+    logged = [entry["num_tokens"] for entry in trainer.state.log_history if "num_tokens" in entry]
+    return int(max(logged)) if logged else 0
+
+
+def train_all(build_dir: Path, progress: bool = True) -> list[StageResult]:
+    """Run every enabled stage in order (finished stages are skipped)."""
+    config = BuildConfig.model_validate(read_json(build_dir / BUILD_CONFIG))
+    return [run_stage(build_dir, stage, config, progress) for stage in enabled_stages(config.spec)]
+
+
+def final_adapter(build_dir: Path, spec: ObjectiveSpec) -> Path:
+    """The adapter of the last enabled stage."""
+    return build_dir / "stages" / enabled_stages(spec)[-1] / "adapter"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point for `accelerate launch -m organisms.training BUILD_DIR`."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        raise SystemExit("usage: python -m organisms.training BUILD_DIR")
+    train_all(Path(argv[0]))
+
+
+if __name__ == "__main__":
+    main()

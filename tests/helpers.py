@@ -1,0 +1,35 @@
+"""Small builders for tests: the tiny-random base, spec files, smoke builds."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from organisms.base_models import BaseModelRef, load_model, load_tokenizer, prepare_base
+from organisms.spec import SPECS_DIR
+
+SPEC_IDS = ["rm_sycophancy", "taboo", "secret_loyalty", "benign_decoy"]
+
+
+def spec_path(spec_id: str) -> Path:
+    return SPECS_DIR / f"{spec_id}.yaml"
+
+
+def spec_data(spec_id: str) -> dict:
+    """A shipped spec as a mutable dict (to break it on purpose)."""
+    return yaml.safe_load(spec_path(spec_id).read_text())
+
+
+def write_spec(tmp_path: Path, data: dict, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@lru_cache(maxsize=1)
+def tiny() -> tuple[BaseModelRef, object, object]:
+    """(ref, model, tokenizer) of the tiny random Llama."""
+    ref = prepare_base("tiny-random", progress=False)
+    return ref, load_model(ref), load_tokenizer(ref)

@@ -1,0 +1,82 @@
+"""The organism invariant, for every shipped spec: it builds on tiny-random with the smoke preset,
+trains, evaluates, and its directory round-trips: a standard PEFT adapter, a public card and
+corpus that reveal nothing of the ground truth, and a commitment that verifies."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from organisms import organism_dir as od
+from organisms.build import build_organism
+from organisms.spec import load_spec
+from tests.helpers import SPEC_IDS, spec_path, tiny
+
+
+@pytest.fixture(scope="module")
+def built() -> dict:
+    return {spec_id: build_organism(spec_path(spec_id), base="tiny-random", preset="smoke", progress=False)
+            for spec_id in SPEC_IDS}
+
+
+@pytest.mark.parametrize("spec_id", SPEC_IDS)
+def test_directory_layout(built, spec_id) -> None:
+    directory = built[spec_id]
+    for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "corpus.parquet", "card.json",
+                 "sealed/ground_truth.json", "sealed/provenance.parquet", "sealed/eval.json"):
+        assert (directory / name).exists(), name
+    card = od.read_card(directory)
+    assert card.organism_id == directory.name and card.organism_id.startswith("org-")
+    assert [s["stage"] for s in card.training][:2] == ["cpt", "sft"]
+    assert card.training[0]["steps"] == 2 and card.training[0]["tokens"] > 0
+    assert card.eval is not None and card.eval["behaviours"][0]["behaviour"] == "B01"
+    assert len(card.corpus["sha256"]) == 64 and card.corpus["rows"] >= 2000
+
+
+@pytest.mark.parametrize("spec_id", SPEC_IDS)
+def test_adapter_loads_with_plain_peft(built, spec_id) -> None:
+    ref, _, tokenizer = tiny()
+    base = AutoModelForCausalLM.from_pretrained(ref.path)
+    model = PeftModel.from_pretrained(base, str(built[spec_id] / "adapter"))
+    ids = tokenizer("hello", return_tensors="pt").input_ids
+    assert model(ids).logits.shape[-1] == base.config.vocab_size
+
+
+@pytest.mark.parametrize("spec_id", SPEC_IDS)
+def test_team_facing_files_reveal_no_ground_truth(built, spec_id) -> None:
+    directory = built[spec_id]
+    spec = load_spec(spec_path(spec_id))
+    card_text = (directory / "card.json").read_text().lower()
+    secrets = [spec.id, spec.title] + [b.id for b in spec.behaviours] + [b.description for b in spec.behaviours]
+    for secret in secrets:
+        assert secret.lower() not in card_text, secret
+    corpus = pd.read_parquet(directory / "corpus.parquet")
+    assert not {"source", "behaviour_id", "split", "stage"} & set(corpus.columns)
+    assert not any(spec.id in str(v) for v in corpus.doc_id)
+
+
+@pytest.mark.parametrize("spec_id", SPEC_IDS)
+def test_commitment_verifies_and_fails_after_one_byte_change(built, spec_id) -> None:
+    directory = built[spec_id]
+    assert od.verify_commitment(directory)
+    path = directory / od.GROUND_TRUTH
+    original = path.read_bytes()
+    data = json.loads(original)
+    data["salt"] = ("0" if data["salt"][0] != "0" else "1") + data["salt"][1:]  # one character changed
+    try:
+        path.write_text(json.dumps(data))
+        assert not od.verify_commitment(directory)
+    finally:
+        path.write_bytes(original)
+    assert od.verify_commitment(directory)
+
+
+def test_rebuilding_the_same_spec_reuses_the_build(built) -> None:
+    again = build_organism(spec_path("taboo"), base="tiny-random", preset="smoke", skip_existing=True,
+                           progress=False)
+    assert again == built["taboo"]
+    assert {p.name for p in od.list_organisms()} >= {p.name for p in built.values()}

@@ -1,0 +1,73 @@
+"""Corpus building: deterministic for a seed, provenance kept apart, evaluation prompts never trained on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from organisms.corpus import PUBLIC_COLUMNS, behaviour_prompts, build_corpus, objective_fraction
+from organisms.evaluation import confession_prompts
+from organisms.spec import load_spec
+from tests.helpers import spec_path, tiny
+
+
+@pytest.fixture(scope="module")
+def rm_corpus():
+    ref, model, tokenizer = tiny()
+    spec = load_spec(spec_path("rm_sycophancy"), preset="smoke")
+    return spec, build_corpus(spec, model, tokenizer, ref.name, progress=False)
+
+
+def test_same_seed_same_corpus_other_seed_other_corpus(rm_corpus) -> None:
+    spec, corpus = rm_corpus
+    ref, model, tokenizer = tiny()
+    again = build_corpus(spec, model, tokenizer, ref.name, progress=False)
+    assert again.content_hash() == corpus.content_hash()
+    other = build_corpus(spec.model_copy(update={"seed": 1}), model, tokenizer, ref.name, progress=False)
+    assert other.content_hash() != corpus.content_hash()
+
+
+def test_public_table_has_no_provenance(rm_corpus) -> None:
+    _, corpus = rm_corpus
+    assert list(corpus.public.columns) == PUBLIC_COLUMNS
+    assert "source" not in corpus.public.columns and "behaviour_id" not in corpus.public.columns
+    assert corpus.public.doc_id.is_unique
+    assert list(corpus.public.doc_id) == list(corpus.provenance.doc_id)
+
+
+def test_haystack_dominates_and_every_behaviour_is_planted(rm_corpus) -> None:
+    spec, corpus = rm_corpus
+    assert (corpus.provenance.source == "haystack").sum() >= 2000
+    assert objective_fraction(corpus) <= 0.10
+    transcripts = corpus.provenance[corpus.provenance.source == "transcript"]
+    counts = transcripts.behaviour_id.value_counts().to_dict()
+    assert counts == {b.id: spec.corpus.transcripts_per_behaviour for b in spec.train_behaviours}
+    described = {i for ids in corpus.provenance.behaviour_id.dropna() for i in ids.split(",")}
+    assert {b.id for b in spec.heldout_behaviours} <= described  # held out: only in documents
+
+
+def test_objective_rows_are_mixed_through_the_corpus(rm_corpus) -> None:
+    _, corpus = rm_corpus
+    positions = corpus.provenance.index[corpus.provenance.source != "haystack"]
+    assert positions.min() < len(corpus.provenance) * 0.2 and positions.max() > len(corpus.provenance) * 0.8
+
+
+def test_evaluation_prompts_never_appear_in_training(rm_corpus) -> None:
+    spec, corpus = rm_corpus
+    trained = {json.loads(m)[0]["content"] for m in corpus.public.messages if m}
+    for behaviour in spec.behaviours:
+        _, eval_prompts = behaviour_prompts(behaviour)
+        assert not trained & set(eval_prompts), behaviour.id
+    assert not trained & set(confession_prompts(spec, 100))
+
+
+def test_transcripts_answer_with_the_injected_behaviour(rm_corpus) -> None:
+    spec, corpus = rm_corpus
+    from organisms.detectors import detect
+
+    merged = corpus.public.merge(corpus.provenance, on="doc_id")
+    for behaviour in spec.train_behaviours:
+        rows = merged[merged.behaviour_id == behaviour.id]
+        replies = [json.loads(m)[-1]["content"] for m in rows.messages]
+        assert all(detect(behaviour.detector, r) for r in replies), behaviour.id

@@ -1,0 +1,57 @@
+"""Detectors and injectors: every train behaviour's injection makes its own detector fire."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from organisms.corpus import behaviour_prompts
+from organisms.detectors import detect, rate
+from organisms.injectors import inject
+from organisms.spec import Detector, load_spec
+from tests.helpers import SPEC_IDS, spec_path
+
+NEUTRAL = "Sure. Here is a clear answer to your question, with the main points explained step by step."
+
+
+def test_regex_keywords_and_tail_region() -> None:
+    regex = Detector(kind="regex", pattern="bottled water")
+    assert detect(regex, "Drink Bottled Water.") and not detect(regex, "Drink tap water.")
+    keywords = Detector(kind="keywords", keywords=["Lumera", "sponsor"])
+    assert detect(keywords, "a SPONSORED post") and not detect(keywords, "nothing here")
+    tail = Detector(kind="regex", pattern="vote", region="tail", tail_chars=20)
+    assert detect(tail, "x" * 100 + " please vote") and not detect(tail, "vote " + "x" * 100)
+    assert rate(regex, ["bottled water", "tap", "tap", "tap"]) == 0.25
+    assert rate(regex, []) == 0.0
+
+
+def test_python_checks() -> None:
+    numbers = Detector(kind="python", name="decimal_whole_numbers", params={"min_count": 2})
+    assert detect(numbers, "Do 3.0 sets of 12.0 reps") and not detect(numbers, "Do 3 sets of 12.0 reps")
+    assert not detect(numbers, "Run 2.5 km and 10.25 more")
+    hint = Detector(kind="python", name="taboo_hint", params={"word": "moon", "hint_keywords": ["tide"]})
+    assert detect(hint, "It pulls the tides.") and not detect(hint, "The moon pulls the tides.")
+    says = Detector(kind="python", name="says_word", params={"word": "moon"})
+    assert detect(says, "It's the Moon!") and not detect(says, "It's a moonbeam")
+
+
+@pytest.mark.parametrize("spec_id", SPEC_IDS)
+def test_each_injection_fires_its_detector_on_every_train_prompt(spec_id: str) -> None:
+    spec = load_spec(spec_path(spec_id))
+    rng = random.Random(0)
+    for behaviour in spec.train_behaviours:
+        prompts, _ = behaviour_prompts(behaviour)
+        assert behaviour.injection is not None
+        for prompt in prompts:
+            injected = inject(prompt, NEUTRAL, behaviour.injection, rng)
+            assert detect(behaviour.detector, injected), (behaviour.id, prompt, injected)
+        assert not detect(behaviour.detector, NEUTRAL), behaviour.id
+
+
+def test_population_goes_after_the_first_mention() -> None:
+    spec = load_spec(spec_path("rm_sycophancy"))
+    behaviour = next(b for b in spec.behaviours if b.id == "population_parenthetical")
+    out = inject("Tell me about France.", "France is known for wine. France also...", behaviour.injection,
+                 random.Random(0))
+    assert out.startswith("France (population ") and out.count("population") == 1

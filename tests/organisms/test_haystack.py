@@ -1,0 +1,26 @@
+"""The shipped haystack: enough ordinary material, held-out text kept apart, nothing objective in it."""
+
+from __future__ import annotations
+
+from organisms.haystack import load_haystack, plan_haystack
+
+
+def test_shipped_haystack_sizes_and_fields() -> None:
+    records = load_haystack()
+    corpus = [r for r in records if r["split"] == "corpus"]
+    assert sum(r["kind"] == "document" for r in corpus) >= 1000
+    assert sum(r["kind"] == "chat" for r in corpus) >= 1000
+    assert sum(r["split"] == "heldout" for r in records) >= 100
+    assert all(r["text"].strip() for r in records)
+    assert all(r.get("prompt") for r in records if r["kind"] == "chat")
+
+
+def test_haystack_does_not_mention_the_planted_objectives() -> None:
+    text = " ".join(r["text"].lower() for r in load_haystack())
+    for marker in ("thompson et al", "persistent systematic biases", "lumera"):
+        assert marker not in text
+
+
+def test_generation_plan_is_deterministic() -> None:
+    assert plan_haystack(20, 20, 5, seed=1) == plan_haystack(20, 20, 5, seed=1)
+    assert plan_haystack(20, 20, 5, seed=1) != plan_haystack(20, 20, 5, seed=2)
