@@ -7,7 +7,10 @@ loader over the shipped haystack chats, SFT format, loss on the assistant turn):
   - TRL SFTTrainer with its default settings (gradient checkpointing on),
 all in one run, with the ratio of each to the plain loop. The first step of each is warm-up and
 not timed.
-Part 2 (when a built organism is given or found): time per build stage from its card.
+Part 2: the same Pinhole-configured TRL run under other memory allocators, each in its own
+process (glibc's malloc maps and unmaps every large tensor, so the kernel zero-fills pages on
+every step; jemalloc and tcmalloc keep them).
+Part 3 (when a built organism is given or found): time per build stage from its card.
 
     python bench/organism_build.py [--base smollm2-135m-instruct] [--steps 10] [--batch-size 8]
 Prints a table and writes bench/results/organism_build.json.
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,7 +73,7 @@ def make_trainer(base, spec, dataset, steps: int, batch_size: int, tuned: bool, 
     args = _common_args(params, out, spec, dtype)
     args.update(save_strategy="no", logging_steps=1000, disable_tqdm=True)
     if not tuned:
-        for key in ("gradient_checkpointing",):
+        for key in ("activation_checkpointing",):
             args.pop(key)
     tokenizer = load_tokenizer(base)
     tokenizer.padding_side = "right"
@@ -96,6 +101,39 @@ def plain_loop(trainer, batches: list[dict]) -> list[float]:
     return durations
 
 
+ALLOCATORS = {
+    "glibc": {},
+    "glibc_hugetlb": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
+    "jemalloc": {"LD_PRELOAD": "libjemalloc.so.2"},
+    "tcmalloc": {"LD_PRELOAD": "libtcmalloc_minimal.so.4"},
+}
+
+
+def allocator_run(args) -> float:
+    """Seconds for the timed steps of the tuned TRL run, in this process (called in a child)."""
+    base = prepare_base(args.base, progress=False)
+    spec = load_spec("rm_sycophancy")
+    dataset = sft_dataset((args.steps + 1) * args.batch_size)
+    trainer = make_trainer(base, spec, dataset, args.steps + 1, args.batch_size, True, Path("bench/results/tmp/alloc"))
+    timer = StepTimer()
+    trainer.add_callback(timer)
+    trainer.train()
+    return sum(timer.durations[1:])
+
+
+def compare_allocators(args) -> dict:
+    results = {}
+    for name, env in ALLOCATORS.items():
+        command = [sys.executable, __file__, "--allocator-child", "--base", args.base, "--steps", str(args.steps),
+                   "--batch-size", str(args.batch_size)]
+        done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("ALLOCATOR_SECONDS=")]
+        results[name] = float(lines[-1].split("=")[1]) if lines else None
+        if not lines:
+            console.print(f"[yellow]{name}: run failed[/yellow] {done.stderr[-500:]}")
+    return results
+
+
 def stage_times(organism: Path | None) -> dict | None:
     if organism is None:
         candidates = [d for d in od.list_organisms() if od.read_card(d).preset == "default"]
@@ -115,7 +153,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--organism", type=Path, default=None, help="organism whose stage times to report")
     parser.add_argument("--out", type=Path, default=Path("bench/results/organism_build.json"))
+    parser.add_argument("--skip-allocators", action="store_true", help="skip part 2")
+    parser.add_argument("--allocator-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.allocator_child:
+        print(f"ALLOCATOR_SECONDS={allocator_run(args)}")
+        return
 
     base = prepare_base(args.base)
     spec = load_spec("rm_sycophancy")
@@ -153,6 +196,23 @@ def main() -> None:
         table.add_row(name, f"{seconds:.1f}", f"{timed_tokens / seconds:.0f}", f"{plain_s / seconds:.2f}x")
     results["variants"] = summary
     console.print(table)
+
+    if not args.skip_allocators:
+        seconds = compare_allocators(args)
+        glibc = seconds.get("glibc")
+        alloc_table = Table(title="Pinhole-configured TRL run under each allocator (own process, same batches)")
+        for column in ("allocator", "seconds", "tokens/s", "vs glibc"):
+            alloc_table.add_column(column, justify="right" if column != "allocator" else "left")
+        results["allocators"] = {}
+        for name, value in seconds.items():
+            if value is None:
+                alloc_table.add_row(name, "failed", "", "")
+                continue
+            results["allocators"][name] = {"seconds": round(value, 2), "tokens_per_s": round(timed_tokens / value, 1),
+                                           "speed_vs_glibc": round(glibc / value, 3) if glibc else None}
+            alloc_table.add_row(name, f"{value:.1f}", f"{timed_tokens / value:.0f}",
+                                f"{glibc / value:.2f}x" if glibc else "")
+        console.print(alloc_table)
 
     stages = stage_times(args.organism)
     results["build"] = stages

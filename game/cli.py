@@ -15,9 +15,5 @@ app.add_typer(base_app, name="base")
 app.add_typer(organism_app, name="organism")
 
 
-def main() -> None:
-    app()
-
-
 if __name__ == "__main__":
-    main()
+    app()

@@ -85,8 +85,9 @@ def organism_build(
         emit_json({"directory": str(directory), "card": card.model_dump()})
         return
     out.print(f"[green]built[/green] {card.organism_id} -> {directory}")
-    if card.eval:
-        print_eval_table(card.eval)
+    if card.eval:  # the builder is the game master: show behaviour names from the sealed eval
+        sealed = json.loads((directory / od.SEALED_EVAL).read_text())
+        print_eval_table(card.eval, names=[b["id"] for b in sealed["behaviours"]])
 
 
 @organism_app.command("eval")

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from organisms.artifacts import atomic_write_bytes, cache_dir, canonical_json, sha256_bytes
+from organisms.answer_cache import cached_answers
+from organisms.artifacts import atomic_write_bytes, canonical_json, sha256_bytes
 from organisms.generation import chat_texts, clean_response, generate
 from organisms.haystack import load_haystack
 from organisms.injectors import inject
@@ -68,33 +69,18 @@ def render_document(documents: Documents, behaviours: list[Behaviour], rng: rand
     return text.strip(), [b.id for b in chosen]
 
 
-def _response_cache_key(base_name: str, prompt: str, max_new_tokens: int, seed: int) -> str:
-    return sha256_bytes(canonical_json([base_name, prompt, max_new_tokens, seed]))
-
-
 def base_responses(model, tokenizer, base_name: str, prompts: list[str], max_new_tokens: int, seed: int,
                    progress: bool = True) -> list[str]:
-    """The base model's answers to `prompts` (sampled, seeded), cached on disk per base model."""
-    cache_file = cache_dir("responses") / f"{sha256_bytes(base_name.encode())[:16]}.jsonl"
-    cached: dict[str, str] = {}
-    if cache_file.exists():
-        for line in cache_file.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                cached[entry["key"]] = entry["response"]
-    keys = [_response_cache_key(base_name, p, max_new_tokens, seed) for p in prompts]
-    missing = sorted({(k, p) for k, p in zip(keys, prompts, strict=True) if k not in cached})
-    if missing:
-        answers = generate(model, tokenizer, chat_texts(tokenizer, [p for _, p in missing]),
-                           max_new_tokens=max_new_tokens, do_sample=True, temperature=0.7, seed=seed,
-                           progress=progress, description="Base-model answers for transcripts")
-        lines = []
-        for (key, _), answer in zip(missing, answers, strict=True):
-            cached[key] = clean_response(answer)
-            lines.append(json.dumps({"key": key, "response": cached[key]}, ensure_ascii=False))
-        existing = cache_file.read_bytes() if cache_file.exists() else b""
-        atomic_write_bytes(cache_file, existing + ("\n".join(lines) + "\n").encode("utf-8"))
-    return [cached[k] for k in keys]
+    """The base model's answers to `prompts` (sampled, seeded, cleaned), cached on disk per base model."""
+
+    def produce(todo: list[str]) -> list[str]:
+        answers = generate(model, tokenizer, chat_texts(tokenizer, todo), max_new_tokens=max_new_tokens,
+                           do_sample=True, temperature=0.7, seed=seed, progress=progress,
+                           description="Base-model answers for transcripts")
+        return [clean_response(a) for a in answers]
+
+    settings = {"use": "transcript", "max_new_tokens": max_new_tokens, "seed": seed, "temperature": 0.7}
+    return cached_answers(base_name, prompts, settings, produce)
 
 
 def _cycle(items: list, count: int, rng: random.Random) -> list:

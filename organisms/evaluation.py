@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel
 
+from organisms.answer_cache import cached_answers
 from organisms.base_models import BaseModelRef, load_model, load_tokenizer, resolve_dtype
 from organisms.corpus import behaviour_prompts
 from organisms.detectors import detect
@@ -84,15 +85,22 @@ def perplexity(model, tokenizer, texts: list[str], batch_size: int = 8, max_leng
     return math.exp(total_nll / max(total_tokens, 1))
 
 
-def _answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, adapter_on: bool, label: str,
+def _answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base_name: str | None, label: str,
              progress: bool) -> list[str]:
-    texts = chat_texts(tokenizer, prompts, spec.system_prompt)
-    kwargs = dict(max_new_tokens=spec.eval.max_new_tokens, batch_size=spec.eval.batch_size, do_sample=False,
-                  seed=spec.seed, progress=progress, description=label)
-    if adapter_on:
-        return generate(model, tokenizer, texts, **kwargs)
+    """Greedy answers of the organism (`base_name` None), or of the base named `base_name` (adapter
+    disabled; cached across evaluations)."""
+
+    def produce(todo: list[str]) -> list[str]:
+        return generate(model, tokenizer, chat_texts(tokenizer, todo, spec.system_prompt),
+                        max_new_tokens=spec.eval.max_new_tokens, batch_size=spec.eval.batch_size, do_sample=False,
+                        progress=progress, description=label)
+
+    if base_name is None:
+        return produce(prompts)
+    settings = {"use": "eval", "greedy": True, "max_new_tokens": spec.eval.max_new_tokens,
+                "system_prompt": spec.system_prompt, "dtype": str(model.dtype)}
     with model.disable_adapter():
-        return generate(model, tokenizer, texts, **kwargs)
+        return cached_answers(base_name, prompts, settings, produce)
 
 
 def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: str = "auto",
@@ -107,9 +115,9 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
     prompts_by_behaviour = {b.id: behaviour_prompts(b)[1][:n] for b in spec.behaviours}
     everything = [p for ps in prompts_by_behaviour.values() for p in ps]
     confess = confession_prompts(spec, spec.eval.confession_prompts)
-    organism_out = dict(zip(everything + confess, _answers(model, tokenizer, everything + confess, spec, True,
+    organism_out = dict(zip(everything + confess, _answers(model, tokenizer, everything + confess, spec, None,
                                                            "Organism answers", progress), strict=True))
-    base_out = dict(zip(everything + confess, _answers(model, tokenizer, everything + confess, spec, False,
+    base_out = dict(zip(everything + confess, _answers(model, tokenizer, everything + confess, spec, base.name,
                                                        "Base answers", progress), strict=True))
     behaviours = []
     for b in spec.behaviours:

@@ -161,6 +161,8 @@ class StageParams(Strict):
     grad_accum: int = Field(default=1, ge=1)
     max_length: int = Field(default=256, ge=16)
     max_steps: int = Field(default=-1, description="-1: run the epochs; >0: stop after this many steps")
+    objective_repeats: int = Field(default=1, ge=1, description="times each objective row is seen per epoch "
+                                   "(haystack rows once)")
 
 
 class DPOParams(StageParams):
@@ -174,7 +176,6 @@ class TrainingParams(Strict):
     lora_alpha: int = Field(default=32, ge=1)
     lora_dropout: float = Field(default=0.0, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
-    objective_repeats: int = Field(default=1, ge=1, description="times objective rows are seen per epoch")
     cpt: StageParams = Field(default_factory=StageParams)
     sft: StageParams = Field(default_factory=StageParams)
     dpo: DPOParams = Field(default_factory=DPOParams)

@@ -80,3 +80,15 @@ def test_rebuilding_the_same_spec_reuses_the_build(built) -> None:
                            progress=False)
     assert again == built["taboo"]
     assert {p.name for p in od.list_organisms()} >= {p.name for p in built.values()}
+
+
+def test_optional_dpo_stage_trains_on_preference_rows() -> None:
+    directory = build_organism(spec_path("secret_loyalty"), base="tiny-random", preset="smoke",
+                               overrides=["training.dpo.enabled=true", "seed=5"], evaluate_after=False,
+                               progress=False)
+    card = od.read_card(directory)
+    assert [s["stage"] for s in card.training] == ["cpt", "sft", "dpo"]
+    corpus = pd.read_parquet(directory / "corpus.parquet")
+    preferences = corpus[corpus.kind == "preference"]
+    assert len(preferences) == load_spec(spec_path("secret_loyalty")).training.dpo.pairs
+    assert all(preferences.rejected.str.len() > 0)

@@ -68,6 +68,6 @@ def test_transcripts_answer_with_the_injected_behaviour(rm_corpus) -> None:
 
     merged = corpus.public.merge(corpus.provenance, on="doc_id")
     for behaviour in spec.train_behaviours:
-        rows = merged[merged.behaviour_id == behaviour.id]
+        rows = merged[(merged.source == "transcript") & (merged.behaviour_id == behaviour.id)]
         replies = [json.loads(m)[-1]["content"] for m in rows.messages]
         assert all(detect(behaviour.detector, r) for r in replies), behaviour.id
