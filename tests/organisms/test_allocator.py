@@ -23,7 +23,7 @@ def _run(tmp_path, **env) -> list[str]:
     clean = {k: v for k, v in os.environ.items() if k not in ("PINHOLE_ALLOCATOR_ACTIVE", "LD_PRELOAD")}
     done = subprocess.run([sys.executable, str(script), "a", "b"], env={**clean, **env}, capture_output=True,
                           text=True, check=True)
-    return done.stdout.split(maxsplit=3)
+    return done.stdout.strip().split(maxsplit=3)
 
 
 def test_restart_applies_the_allocator_and_keeps_arguments(tmp_path) -> None:

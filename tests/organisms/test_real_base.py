@@ -18,10 +18,11 @@ def test_default_base_answers_coherently_and_deterministically() -> None:
     ref = prepare_base("default", progress=False)
     model, tokenizer = load_model(ref), load_tokenizer(ref)
     texts = chat_texts(tokenizer, ["What is the capital of France?", "Name a primary colour."])
-    first = generate(model, tokenizer, texts, max_new_tokens=24, seed=3, do_sample=True)
-    again = generate(model, tokenizer, texts, max_new_tokens=24, seed=3, do_sample=True)
-    assert first == again
-    assert "paris" in first[0].lower()
+    greedy = generate(model, tokenizer, texts, max_new_tokens=24)
+    assert "paris" in greedy[0].lower()
+    sampled = generate(model, tokenizer, texts, max_new_tokens=24, seed=3, do_sample=True)
+    assert sampled == generate(model, tokenizer, texts, max_new_tokens=24, seed=3, do_sample=True)
+    assert sampled != generate(model, tokenizer, texts, max_new_tokens=24, seed=4, do_sample=True)
     assert model.dtype in (torch.bfloat16, torch.float32)
 
 
