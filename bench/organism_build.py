@@ -57,6 +57,14 @@ class StepTimer(TrainerCallback):
         self.durations.append(time.perf_counter() - self._start)
 
 
+def timed_training(trainer) -> float:
+    """Train and return the seconds of every optimizer step but the first (warm-up)."""
+    timer = StepTimer()
+    trainer.add_callback(timer)
+    trainer.train()
+    return sum(timer.durations[1:])
+
+
 def sft_dataset(n: int):
     from datasets import Dataset
 
@@ -73,8 +81,7 @@ def make_trainer(base, spec, dataset, steps: int, batch_size: int, tuned: bool, 
     args = _common_args(params, out, spec, dtype)
     args.update(save_strategy="no", logging_steps=1000, disable_tqdm=True)
     if not tuned:
-        for key in ("activation_checkpointing",):
-            args.pop(key)
+        args.pop("activation_checkpointing")  # TRL's default: on
     tokenizer = load_tokenizer(base)
     tokenizer.padding_side = "right"
     model = load_model(base, dtype).train()
@@ -115,10 +122,7 @@ def allocator_run(args) -> float:
     spec = load_spec("rm_sycophancy")
     dataset = sft_dataset((args.steps + 1) * args.batch_size)
     trainer = make_trainer(base, spec, dataset, args.steps + 1, args.batch_size, True, Path("bench/results/tmp/alloc"))
-    timer = StepTimer()
-    trainer.add_callback(timer)
-    trainer.train()
-    return sum(timer.durations[1:])
+    return timed_training(trainer)
 
 
 def compare_allocators(args) -> dict:
@@ -180,10 +184,7 @@ def main() -> None:
     for name, is_tuned in (("trl_pinhole_settings", True), ("trl_defaults", False)):
         trainer = tuned if is_tuned else make_trainer(base, spec, dataset, args.steps + 1, args.batch_size, False,
                                                       work / name)
-        timer = StepTimer()
-        trainer.add_callback(timer)
-        trainer.train()
-        results["variants"][name] = sum(timer.durations[1:])
+        results["variants"][name] = timed_training(trainer)
 
     table = Table(title=f"LoRA training throughput, {base.name}, batch {args.batch_size}, same batches")
     for column in ("variant", "seconds", "tokens/s", "vs plain loop"):
