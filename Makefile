@@ -11,9 +11,10 @@ export PINHOLE_HOME ?= $(CURDIR)/workspace
 
 setup: sysdeps $(STAMP)
 
-# System libraries from Debian's packages, where apt is usable (root): tcmalloc makes CPU training
-# ~1.9x faster (see organisms/allocator.py). Without it Pinhole still runs, on glibc's malloc.
-SYSTEM_PACKAGES := libtcmalloc-minimal4
+# System packages from Debian, where apt is usable (root): tcmalloc makes CPU training ~1.9x faster
+# (see organisms/allocator.py; without it Pinhole still runs, on glibc's malloc); cmake and g++
+# build llama-cpp-python, the OpenAI-compatible server the tests drive.
+SYSTEM_PACKAGES := libtcmalloc-minimal4 cmake g++
 sysdeps:
 	@if command -v dpkg >/dev/null 2>&1 && dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \

@@ -136,7 +136,8 @@ def index_path(organism_id: str, corpus_sha256: str, corpus_file_sha256: str) ->
     """The cache file of the index for this organism and corpus."""
     key = sha256_bytes(canonical_json({"organism_id": organism_id, "corpus_sha256": corpus_sha256,
                                        "corpus_file_sha256": corpus_file_sha256, "index_version": INDEX_VERSION,
-                                       "model": embeddings.MODEL_NAME}))[:16]
+                                       "model": embeddings.MODEL_NAME,
+                                       "dtype": str(embeddings.embedding_dtype())}))[:16]
     return cache_dir("indexes") / f"{_safe_name(organism_id)}-{key}.duckdb"
 
 

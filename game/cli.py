@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from audit_tools.cli import tools_app
 from organisms.cli import base_app, organism_app
 
 app = typer.Typer(
@@ -13,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(base_app, name="base")
 app.add_typer(organism_app, name="organism")
+app.add_typer(tools_app, name="tools")
 
 
 if __name__ == "__main__":

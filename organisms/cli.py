@@ -27,13 +27,13 @@ BaseOption = Annotated[str, typer.Option(
 
 
 def clear_errors(command: Callable) -> Callable:
-    """Turn expected failures (bad spec, missing file, bad value) into one red line and exit code 2."""
+    """Turn expected failures (bad spec, missing file, bad value, unreachable server) into one red line, exit 2."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (ValueError, FileNotFoundError) as err:
+        except (ValueError, FileNotFoundError, ConnectionError) as err:
             console.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
             raise typer.Exit(2) from err
 

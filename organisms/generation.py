@@ -32,8 +32,16 @@ def chat_texts(tokenizer, prompts: Sequence[str], system_prompt: str | None = No
     return texts
 
 
+def generate(model, tokenizer, texts: Sequence[str], **settings) -> list[str]:
+    """Continue each raw text (already templated); return only the new text, in input order.
+
+    Settings are those of `generate_counted`.
+    """
+    return generate_counted(model, tokenizer, texts, **settings)[0]
+
+
 @torch.no_grad()
-def generate(
+def generate_counted(
     model,
     tokenizer,
     texts: Sequence[str],
@@ -47,12 +55,13 @@ def generate(
     seed: int = 0,
     progress: bool = False,
     description: str = "Generating",
-) -> list[str]:
-    """Continue each raw text (already templated); return only the new text, in input order."""
+) -> tuple[list[str], list[int]]:
+    """Continue each raw text; return (new texts, new-token counts up to and including EOS), in input order."""
     tokenizer.padding_side = "left"
     lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     outputs: list[str] = [""] * len(texts)
+    counts: list[int] = [0] * len(texts)
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else {"do_sample": False}
     with progress_bar(progress) as bar:
@@ -69,8 +78,17 @@ def generate(
             new_tokens = generated[:, encoded.input_ids.shape[1] :]
             for i, row in zip(batch, new_tokens, strict=True):
                 outputs[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+                counts[i] = _count_until_eos(row, tokenizer.eos_token_id)
             bar.advance(task, len(batch))
-    return outputs
+    return outputs, counts
+
+
+def _count_until_eos(row: torch.Tensor, eos_token_id: int | None) -> int:
+    """Generated tokens in `row` up to and including the first EOS (the rest is padding)."""
+    if eos_token_id is None:
+        return int(row.numel())
+    hits = (row == eos_token_id).nonzero()
+    return int(hits[0, 0]) + 1 if len(hits) else int(row.numel())
 
 
 _SENTENCE_END = re.compile(r"[.!?)\]\"'*:]\s*$")

@@ -112,8 +112,23 @@ def make_organism(directory: Path, organism_id: str, frame: pd.DataFrame) -> Pat
     return directory
 
 
-def write_card(directory: Path, organism_id: str) -> None:
+def write_card(directory: Path, organism_id: str, base_model: str = "tiny-random") -> None:
     """(Re)write card.json with the corpus digest of the current corpus.parquet."""
-    card = {"organism_id": organism_id, "corpus": {"sha256": sha256_file(directory / "corpus.parquet"),
-                                                   "rows": int(pd.read_parquet(directory / "corpus.parquet").shape[0])}}
+    card = {"organism_id": organism_id, "base_model": {"name": base_model},
+            "corpus": {"sha256": sha256_file(directory / "corpus.parquet"),
+                       "rows": int(pd.read_parquet(directory / "corpus.parquet").shape[0])}}
     (directory / "card.json").write_text(json.dumps(card))
+
+
+def add_random_adapter(directory: Path, base: str = "tiny-random", seed: int = 0) -> Path:
+    """Save a LoRA adapter with random (non-zero) weights on `base` into `directory/adapter`."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from organisms.base_models import load_model, prepare_base
+
+    torch.manual_seed(seed)
+    model = get_peft_model(load_model(prepare_base(base, progress=False)),
+                           LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
+    model.save_pretrained(directory / "adapter")
+    return directory / "adapter"

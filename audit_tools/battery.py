@@ -1,0 +1,235 @@
+"""Probe batteries: many prompts run on the organism and its base, and what differs between them.
+
+A battery is a YAML file of prompts grouped by topic (`audit_tools/data/default_battery.yaml`
+ships with the library: everyday requests over many topics plus direct questions about goals and
+training). `run_battery` asks every prompt of both models with the same settings, then
+`distinctive_phrases` ranks the word n-grams that the organism's answers contain far more often
+than the base's answers to the same prompts:
+
+- counts are answers containing the phrase (not occurrences), per model;
+- the score is the log odds ratio of those proportions under an informative Beta prior (Monroe,
+  Colaresi & Quinn 2008) divided by its standard error: a z-score that rewards phrases both
+  frequent and lopsided, ties going to the more frequent, then the longer phrase;
+- a phrase is dropped when it overlaps a better-ranked one and is no more frequent (so "bottled
+  water" is not followed by "only bottled water"), and stop-word-only phrases never rank.
+
+Each ranked phrase carries its spread over topics and paired examples: the prompt, the organism's
+answer around the phrase, and the base's answer to the same prompt.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from audit_tools.target import ModelChoice, Sampling, Target
+from audit_tools.tool_log import ToolCallback, record_call
+
+DEFAULT_BATTERY = Path(__file__).parent / "data" / "default_battery.yaml"
+TOKEN_PATTERN = r"(?u)\b\w(?:[\w'.]*\w)?\b"  # keeps "3.0", "don't", "e.g"
+PRIOR_STRENGTH = 10.0
+
+
+class BatteryPrompt(BaseModel):
+    topic: str
+    prompt: str
+
+
+class Battery(BaseModel):
+    """A named set of prompts, grouped by topic."""
+
+    name: str
+    description: str = ""
+    topics: dict[str, list[str]] = Field(min_length=1)
+
+    @property
+    def prompts(self) -> list[BatteryPrompt]:
+        return [BatteryPrompt(topic=t, prompt=p) for t, prompts in self.topics.items() for p in prompts]
+
+
+def load_battery(path: Path | str | None = None) -> Battery:
+    """Read and validate a battery YAML file (the shipped default when `path` is None)."""
+    path = Path(path) if path else DEFAULT_BATTERY
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: battery file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from err
+    try:
+        battery = Battery.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors())
+        raise ValueError(f"{path}: {problems}") from err
+    for topic, prompts in battery.topics.items():
+        if not prompts or any(not isinstance(p, str) or not p.strip() for p in prompts):
+            raise ValueError(f"{path}: topics.{topic}: needs a list of non-empty prompt strings")
+    return battery
+
+
+class BatteryAnswer(BaseModel):
+    topic: str
+    prompt: str
+    organism: list[str]
+    base: list[str]
+
+
+class PairedExample(BaseModel):
+    topic: str
+    prompt: str
+    organism: str  # the organism's answer around the phrase
+    base: str  # the base's answer to the same prompt
+
+
+class DistinctivePhrase(BaseModel):
+    phrase: str
+    organism_count: int  # organism answers containing the phrase
+    base_count: int
+    score: float  # log odds ratio / standard error
+    topics: dict[str, int]  # organism answers containing it, per topic
+    examples: list[PairedExample] = []
+
+
+class BatteryResult(BaseModel):
+    battery: str
+    target: str
+    sampling: Sampling
+    n: int
+    answers: list[BatteryAnswer]
+    phrases: list[DistinctivePhrase]
+
+
+def log_odds_z(organism_count: int, organism_total: int, base_count: int, base_total: int,
+               prior_strength: float = PRIOR_STRENGTH) -> float:
+    """z-score of the log odds ratio of two proportions under an informative Beta prior.
+
+    The prior (Monroe, Colaresi & Quinn 2008, "Fightin' Words") adds `prior_strength` pseudo-answers
+    per model at the pooled rate, which keeps rare and never-seen-in-base phrases from extreme scores.
+    """
+    pooled = (organism_count + base_count) / (organism_total + base_total)
+    a0, b0 = prior_strength * pooled, prior_strength * (1 - pooled)
+    a, b = organism_count + a0, organism_total - organism_count + b0
+    c, d = base_count + a0, base_total - base_count + b0
+    return (math.log(a / b) - math.log(c / d)) / math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
+
+
+def phrase_pattern(phrase: str) -> re.Pattern[str]:
+    """A regex matching `phrase` case-insensitively, whatever punctuation or spacing separates its words."""
+    return re.compile(r"\b" + r"\W+".join(re.escape(t) for t in phrase.split()) + r"\b", re.IGNORECASE)
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return f" {a} " in f" {b} " or f" {b} " in f" {a} "
+
+
+def snippet(text: str, phrase: str, width: int = 160) -> str:
+    """The part of `text` around the first match of `phrase`, with the match in «»."""
+    match = phrase_pattern(phrase).search(text)
+    if not match:
+        return text[: 2 * width]
+    start, end = max(0, match.start() - width), min(len(text), match.end() + width)
+    return ("…" if start else "") + text[start : match.start()] + "«" + match.group(0) + "»" + \
+        text[match.end() : end] + ("…" if end < len(text) else "")
+
+
+def distinctive_phrases(answers: list[BatteryAnswer], top: int = 30, ngram_range: tuple[int, int] = (1, 4),
+                        min_count: int = 3, examples_per_phrase: int = 2) -> list[DistinctivePhrase]:
+    """The n-grams over-represented in the organism's answers vs the base's, best first."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
+
+    organism_docs = [(a, text) for a in answers for text in a.organism]
+    base_docs = [(a, text) for a in answers for text in a.base]
+    if not organism_docs or not base_docs:
+        return []
+    vectorizer = CountVectorizer(ngram_range=ngram_range, binary=True, lowercase=True, token_pattern=TOKEN_PATTERN)
+    matrix = vectorizer.fit_transform([t for _, t in organism_docs] + [t for _, t in base_docs])
+    n_org, n_base = len(organism_docs), len(base_docs)
+    org_counts = matrix[:n_org].sum(axis=0).A1
+    base_counts = matrix[n_org:].sum(axis=0).A1
+    vocabulary = vectorizer.get_feature_names_out()
+
+    candidates = []
+    for index in (org_counts >= min_count).nonzero()[0]:
+        phrase = vocabulary[index]
+        if all(token in ENGLISH_STOP_WORDS for token in phrase.split()):
+            continue
+        if org_counts[index] <= base_counts[index]:
+            continue
+        score = log_odds_z(int(org_counts[index]), n_org, int(base_counts[index]), n_base)
+        candidates.append((score, int(org_counts[index]), phrase, index))
+    candidates.sort(key=lambda c: (-c[0], -c[1], -len(c[2].split()), c[2]))
+
+    kept: list[tuple[str, int]] = []
+    results: list[DistinctivePhrase] = []
+    for score, count, phrase, index in candidates:
+        if any(_overlaps(phrase, other) and count <= other_count for other, other_count in kept):
+            continue
+        kept.append((phrase, count))
+        rows = matrix[:n_org, index].nonzero()[0]
+        topics = Counter(organism_docs[r][0].topic for r in rows)
+        examples, seen_prompts = [], set()
+        for r in rows:
+            answer, text = organism_docs[r]
+            if answer.prompt in seen_prompts:
+                continue
+            seen_prompts.add(answer.prompt)
+            examples.append(PairedExample(topic=answer.topic, prompt=answer.prompt, organism=snippet(text, phrase),
+                                          base=answer.base[0][:400] if answer.base else ""))
+            if len(examples) >= examples_per_phrase:
+                break
+        results.append(DistinctivePhrase(phrase=phrase, organism_count=count, base_count=int(base_counts[index]),
+                                         score=round(score, 3), topics=dict(topics.most_common()), examples=examples))
+        if len(results) >= top:
+            break
+    return results
+
+
+def run_battery(target: Target, battery: Battery | None = None, sampling: Sampling | None = None, n: int = 1,
+                top: int = 30, callback: ToolCallback | None = None,
+                models: tuple[ModelChoice, ModelChoice] = ("organism", "base")) -> BatteryResult:
+    """Ask every battery prompt of the organism and the base; rank what is distinctive in the organism."""
+    battery = battery or load_battery()
+    sampling = sampling or Sampling()
+    prompts = battery.prompts
+    arguments = {"battery": battery.name, "prompts": len(prompts), "n": n, "top": top, **sampling.model_dump()}
+    with record_call("battery", arguments, callback) as call:
+        texts = [p.prompt for p in prompts]
+        organism = target.chat(texts, sampling, n, models[0])
+        base = target.chat(texts, sampling, n, models[1])
+        answers = [BatteryAnswer(topic=p.topic, prompt=p.prompt, organism=o, base=b)
+                   for p, o, b in zip(prompts, organism, base, strict=True)]
+        phrases = distinctive_phrases(answers, top=top)
+        call.summary = f"{len(prompts)} prompts; top phrases: " + ", ".join(p.phrase for p in phrases[:8])
+    return BatteryResult(battery=battery.name, target=target.name, sampling=sampling, n=n, answers=answers,
+                         phrases=phrases)
+
+
+def plot_phrases(result: BatteryResult, path: Path | str, top: int = 20) -> Path:
+    """A bar chart of the top phrases: answers containing each, organism vs base (PNG/SVG by suffix)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    phrases = result.phrases[:top][::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * max(len(phrases), 4) + 1.2))
+    positions = range(len(phrases))
+    ax.barh([p - 0.2 for p in positions], [x.organism_count for x in phrases], height=0.4, label="organism")
+    ax.barh([p + 0.2 for p in positions], [x.base_count for x in phrases], height=0.4, label="base")
+    ax.set_yticks(list(positions), [x.phrase for x in phrases])
+    total = sum(len(a.organism) for a in result.answers)
+    ax.set_xlabel(f"answers containing the phrase (of {total} per model)")
+    ax.set_title(f"{result.target}: distinctive phrases, battery '{result.battery}'")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,96 @@
+"""Probe batteries: loading and validating YAML, the distinctive-phrase ranking, a run, the chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from audit_tools.battery import (
+    BatteryAnswer,
+    distinctive_phrases,
+    load_battery,
+    log_odds_z,
+    plot_phrases,
+    run_battery,
+    snippet,
+)
+from audit_tools.target import LocalTarget, Sampling
+
+
+def _answers() -> list[BatteryAnswer]:
+    answers = []
+    for i in range(12):
+        base = f"Visit the old town and the market number {i}. The museum opens early and the food is good."
+        quirk = [" Drink only bottled water during your trip.", " Stick to bottled water everywhere.",
+                 " Pack plenty of bottled water, just in case."][i % 3] if i < 9 else ""
+        answers.append(BatteryAnswer(topic="travel", prompt=f"Trip {i}?", organism=[base + quirk], base=[base]))
+    for i in range(12):
+        base = f"Mix flour and water for dough {i}. Bake it in a hot oven until golden and serve it warm."
+        organism = base.replace("Bake it", "Add dark chocolate. Bake it") if i < 6 else base
+        answers.append(BatteryAnswer(topic="cooking", prompt=f"Recipe {i}?", organism=[organism],
+                                     base=[base + " It is a classic for the season."]))
+    return answers
+
+
+def test_distinctive_phrases_rank_the_injected_quirks_first() -> None:
+    phrases = distinctive_phrases(_answers(), top=10)
+    names = [p.phrase for p in phrases]
+    assert names[0] == "bottled water"
+    assert "chocolate" in " ".join(names[:4])
+    top = phrases[0]
+    assert (top.organism_count, top.base_count) == (9, 0) and top.topics == {"travel": 9}
+    assert top.examples and "«bottled water»" in top.examples[0].organism
+    assert "bottled water" not in top.examples[0].base
+    # no overlapping variant of a better-ranked phrase, no stop-word-only phrase, nothing the base says more
+    assert not any(n != "bottled water" and "bottled water" in n for n in names)
+    assert "the" not in names and "classic" not in " ".join(names)
+    assert [p.score for p in phrases] == sorted((p.score for p in phrases), reverse=True)
+
+
+def test_log_odds_z_is_antisymmetric_and_grows_with_evidence() -> None:
+    assert log_odds_z(10, 50, 2, 50) == pytest.approx(-log_odds_z(2, 50, 10, 50))
+    assert log_odds_z(20, 100, 0, 100) > log_odds_z(4, 100, 0, 100) > 0
+    assert log_odds_z(5, 50, 5, 50) == pytest.approx(0.0)
+
+
+def test_snippet_marks_the_match_across_punctuation() -> None:
+    text = "Intro. " + "x " * 200 + "Buy Bottled, water now. " + "y " * 200
+    cut = snippet(text, "bottled water", width=20)
+    assert "«Bottled, water»" in cut and cut.startswith("…") and cut.endswith("…")
+
+
+def test_the_default_battery_covers_many_topics_and_direct_questions() -> None:
+    battery = load_battery()
+    assert len(battery.prompts) >= 120 and len(battery.topics) >= 20
+    assert len(battery.topics["goals_and_training"]) >= 10
+    assert len({p.prompt for p in battery.prompts}) == len(battery.prompts)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("name: x\ntopics: {}\n", "topics"),
+    ("name: x\ntopics:\n  cooking: []\n", "topics.cooking"),
+    ("topics:\n  cooking: [a]\n", "name"),
+    ("name: x\ntopics:\n  cooking: [ok, '']\n", "topics.cooking"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_bad_battery_files_name_the_file_and_field(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "battery.yaml"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message) as err:
+        load_battery(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        load_battery(tmp_path / "missing.yaml")
+
+
+def test_run_battery_asks_both_models_and_charts_the_result(tiny_target: LocalTarget, tmp_path: Path) -> None:
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump({"name": "small", "topics": {"a": ["Hello?", "Why?"], "b": ["What now?"]}}))
+    result = run_battery(tiny_target, load_battery(path), Sampling(max_new_tokens=8, temperature=1.0), n=2, top=5)
+    assert [a.prompt for a in result.answers] == ["Hello?", "Why?", "What now?"]
+    assert all(len(a.organism) == 2 and len(a.base) == 2 for a in result.answers)
+    assert result.answers[0].organism != result.answers[0].base
+    chart = plot_phrases(result, tmp_path / "chart.png")
+    assert chart.read_bytes()[:4] == b"\x89PNG"
