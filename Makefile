@@ -46,6 +46,8 @@ test-fast: setup
 
 bench: base
 	$(BIN)/python bench/organism_build.py
+	$(BIN)/python bench/probes.py
+	$(BIN)/python bench/data_queries.py
 
 clean-workspace:
 	rm -rf $(PINHOLE_HOME)

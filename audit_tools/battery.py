@@ -7,11 +7,14 @@ training). `run_battery` asks every prompt of both models with the same settings
 than the base's answers to the same prompts:
 
 - counts are answers containing the phrase (not occurrences), per model;
-- the score is the log odds ratio of those proportions under an informative Beta prior (Monroe,
-  Colaresi & Quinn 2008) divided by its standard error: a z-score that rewards phrases both
-  frequent and lopsided, ties going to the more frequent, then the longer phrase;
-- a phrase is dropped when it overlaps a better-ranked one and is no more frequent (so "bottled
-  water" is not followed by "only bottled water"), and stop-word-only phrases never rank.
+- the score is the log odds ratio of those proportions (Haldane-smoothed) minus one standard
+  error: lopsided phrases rank high, thin evidence is discounted, and words merely a little more
+  common in the organism ("remember", "work") fall below phrases the base never says; ties go to
+  the more frequent, then the longer phrase;
+- one finding takes one rank: a phrase is folded into a better-ranked one (and listed among its
+  `variants`) when it overlaps it and is no more frequent, or when the two occur in nearly the same
+  answers (Jaccard >= 0.6), as the fragments of one repeated sentence do. Stop-word-only phrases
+  never rank.
 
 Each ranked phrase carries its spread over topics and paired examples: the prompt, the organism's
 answer around the phrase, and the base's answer to the same prompt.
@@ -32,7 +35,9 @@ from audit_tools.tool_log import ToolCallback, record_call
 
 DEFAULT_BATTERY = Path(__file__).parent / "data" / "default_battery.yaml"
 TOKEN_PATTERN = r"(?u)\b\w(?:[\w'.]*\w)?\b"  # keeps "3.0", "don't", "e.g"
-PRIOR_STRENGTH = 10.0
+SMOOTHING = 0.5  # Haldane's correction
+SAME_ANSWERS_JACCARD = 0.6  # phrases found in (nearly) the same answers are one finding
+MAX_VARIANTS = 6
 
 
 class BatteryPrompt(BaseModel):
@@ -90,8 +95,9 @@ class DistinctivePhrase(BaseModel):
     phrase: str
     organism_count: int  # organism answers containing the phrase
     base_count: int
-    score: float  # log odds ratio / standard error
+    score: float  # log odds ratio minus one standard error
     topics: dict[str, int]  # organism answers containing it, per topic
+    variants: list[str] = []  # lower-ranked phrases folded into this one (same finding)
     examples: list[PairedExample] = []
 
 
@@ -104,23 +110,27 @@ class BatteryResult(BaseModel):
     phrases: list[DistinctivePhrase]
 
 
-def log_odds_z(organism_count: int, organism_total: int, base_count: int, base_total: int,
-               prior_strength: float = PRIOR_STRENGTH) -> float:
-    """z-score of the log odds ratio of two proportions under an informative Beta prior.
+def log_odds_lower_bound(organism_count: int, organism_total: int, base_count: int, base_total: int,
+                         smoothing: float = SMOOTHING) -> float:
+    """The log odds ratio of two proportions (Haldane-smoothed) minus one standard error.
 
-    The prior (Monroe, Colaresi & Quinn 2008, "Fightin' Words") adds `prior_strength` pseudo-answers
-    per model at the pooled rate, which keeps rare and never-seen-in-base phrases from extreme scores.
+    Large when a phrase is lopsided towards the organism; thin evidence (few answers) is discounted,
+    so a phrase in 17 of 139 organism answers and in no base answer outranks one in 26 vs 3, and 9 vs 0
+    outranks 12 vs 2.
     """
-    pooled = (organism_count + base_count) / (organism_total + base_total)
-    a0, b0 = prior_strength * pooled, prior_strength * (1 - pooled)
-    a, b = organism_count + a0, organism_total - organism_count + b0
-    c, d = base_count + a0, base_total - base_count + b0
-    return (math.log(a / b) - math.log(c / d)) / math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
+    a, b = organism_count + smoothing, organism_total - organism_count + smoothing
+    c, d = base_count + smoothing, base_total - base_count + smoothing
+    return math.log(a / b) - math.log(c / d) - math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
 
 
 def phrase_pattern(phrase: str) -> re.Pattern[str]:
     """A regex matching `phrase` case-insensitively, whatever punctuation or spacing separates its words."""
-    return re.compile(r"\b" + r"\W+".join(re.escape(t) for t in phrase.split()) + r"\b", re.IGNORECASE)
+    words = (re.escape(t).replace("'", "['\u2019]") for t in phrase.split())
+    return re.compile(r"\b" + r"\W+".join(words) + r"\b", re.IGNORECASE)
+
+
+def _normalise(text: str) -> str:
+    return text.lower().replace("\u2019", "'")
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -146,7 +156,8 @@ def distinctive_phrases(answers: list[BatteryAnswer], top: int = 30, ngram_range
     base_docs = [(a, text) for a in answers for text in a.base]
     if not organism_docs or not base_docs:
         return []
-    vectorizer = CountVectorizer(ngram_range=ngram_range, binary=True, lowercase=True, token_pattern=TOKEN_PATTERN)
+    vectorizer = CountVectorizer(ngram_range=ngram_range, binary=True, lowercase=True, token_pattern=TOKEN_PATTERN,
+                                 preprocessor=_normalise)
     matrix = vectorizer.fit_transform([t for _, t in organism_docs] + [t for _, t in base_docs])
     n_org, n_base = len(organism_docs), len(base_docs)
     org_counts = matrix[:n_org].sum(axis=0).A1
@@ -160,20 +171,26 @@ def distinctive_phrases(answers: list[BatteryAnswer], top: int = 30, ngram_range
             continue
         if org_counts[index] <= base_counts[index]:
             continue
-        score = log_odds_z(int(org_counts[index]), n_org, int(base_counts[index]), n_base)
+        score = log_odds_lower_bound(int(org_counts[index]), n_org, int(base_counts[index]), n_base)
         candidates.append((score, int(org_counts[index]), phrase, index))
     candidates.sort(key=lambda c: (-c[0], -c[1], -len(c[2].split()), c[2]))
 
-    kept: list[tuple[str, int]] = []
-    results: list[DistinctivePhrase] = []
+    by_phrase = matrix[:n_org].tocsc()
+    kept: list[tuple[DistinctivePhrase, set[int]]] = []
     for score, count, phrase, index in candidates:
-        if any(_overlaps(phrase, other) and count <= other_count for other, other_count in kept):
+        rows = set(by_phrase[:, index].nonzero()[0].tolist())
+        same = next((found for found, found_rows in kept
+                     if (_overlaps(phrase, found.phrase) and count <= found.organism_count)
+                     or len(rows & found_rows) / len(rows | found_rows) >= SAME_ANSWERS_JACCARD), None)
+        if same is not None:
+            if len(same.variants) < MAX_VARIANTS:
+                same.variants.append(phrase)
             continue
-        kept.append((phrase, count))
-        rows = matrix[:n_org, index].nonzero()[0]
+        if len(kept) >= top:
+            continue
         topics = Counter(organism_docs[r][0].topic for r in rows)
         examples, seen_prompts = [], set()
-        for r in rows:
+        for r in sorted(rows):
             answer, text = organism_docs[r]
             if answer.prompt in seen_prompts:
                 continue
@@ -182,11 +199,10 @@ def distinctive_phrases(answers: list[BatteryAnswer], top: int = 30, ngram_range
                                           base=answer.base[0][:400] if answer.base else ""))
             if len(examples) >= examples_per_phrase:
                 break
-        results.append(DistinctivePhrase(phrase=phrase, organism_count=count, base_count=int(base_counts[index]),
-                                         score=round(score, 3), topics=dict(topics.most_common()), examples=examples))
-        if len(results) >= top:
-            break
-    return results
+        found = DistinctivePhrase(phrase=phrase, organism_count=count, base_count=int(base_counts[index]),
+                                  score=round(score, 3), topics=dict(topics.most_common()), examples=examples)
+        kept.append((found, rows))
+    return [found for found, _ in kept]
 
 
 def run_battery(target: Target, battery: Battery | None = None, sampling: Sampling | None = None, n: int = 1,

@@ -226,12 +226,12 @@ def tools_battery(
         emit_json(result.model_dump(exclude={"answers"} if not output else set()))
         return
     table = Table(title=f"Phrases distinctive of the {models[0]} ({len(result.answers) * n} answers each)")
-    for column in ("#", "phrase", models[0], models[1], "z", "topics"):
-        table.add_column(column, justify="right" if column in ("#", "z", models[0], models[1]) else "left")
+    for column in ("#", "phrase", models[0], models[1], "score", "topics", "same finding"):
+        table.add_column(column, justify="right" if column in ("#", "score", models[0], models[1]) else "left")
     for rank, p in enumerate(result.phrases, 1):
         topics = ", ".join(f"{t} {c}" for t, c in list(p.topics.items())[:3])
-        table.add_row(str(rank), escape(p.phrase), str(p.organism_count), str(p.base_count), f"{p.score:.1f}",
-                      escape(topics))
+        table.add_row(str(rank), escape(p.phrase), str(p.organism_count), str(p.base_count), f"{p.score:.2f}",
+                      escape(topics), escape(" · ".join(p.variants[:3])))
     out.print(table)
     for p in result.phrases[:examples]:
         for ex in p.examples[:1]:

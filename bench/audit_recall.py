@@ -10,7 +10,8 @@ Runs what a team would run, then scores it against the organism's sealed ground 
 Reading sealed/ is the point here: this is the game master checking the tools, not a team.
 
     python bench/audit_recall.py ORGANISM_DIR [--top 20] [--max-new-tokens 160]
-Prints tables and writes bench/results/audit_recall.json.
+Prints tables and writes bench/results/audit_recall.json (and every battery answer to
+bench/results/audit_recall_battery.json).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from organisms.organism_dir import PROVENANCE, read_ground_truth  # noqa: E402
 from organisms.spec import ObjectiveSpec  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit_recall.json"
+ANSWERS = RESULTS.with_name("audit_recall_battery.json")  # every answer, to study the ranking offline
 
 
 def search_recall(directory: Path, keyword: str, semantic: str, objective: set[str]) -> dict:
@@ -70,6 +72,7 @@ def battery_recall(directory: Path, spec: ObjectiveSpec, top: int, max_new_token
         rows.append({"rank": rank, "phrase": phrase.phrase, "organism": phrase.organism_count,
                      "base": phrase.base_count, "z": phrase.score, "behaviour": owner})
     behaviours = sorted({r["behaviour"] for r in rows if r["behaviour"]})
+    atomic_write_json(ANSWERS, result.model_dump())
     return {"seconds": round(seconds, 1), "prompts": len(result.answers), "phrases": rows,
             "trained_behaviours_in_top": behaviours, "n_trained_behaviours_in_top": len(behaviours)}
 

@@ -11,7 +11,7 @@ from audit_tools.battery import (
     BatteryAnswer,
     distinctive_phrases,
     load_battery,
-    log_odds_z,
+    log_odds_lower_bound,
     plot_phrases,
     run_battery,
     snippet,
@@ -41,6 +41,7 @@ def test_distinctive_phrases_rank_the_injected_quirks_first() -> None:
     assert "chocolate" in " ".join(names[:4])
     top = phrases[0]
     assert (top.organism_count, top.base_count) == (9, 0) and top.topics == {"travel": 9}
+    assert "drink" not in names and "stick" not in names  # fragments of the same finding
     assert top.examples and "«bottled water»" in top.examples[0].organism
     assert "bottled water" not in top.examples[0].base
     # no overlapping variant of a better-ranked phrase, no stop-word-only phrase, nothing the base says more
@@ -49,10 +50,18 @@ def test_distinctive_phrases_rank_the_injected_quirks_first() -> None:
     assert [p.score for p in phrases] == sorted((p.score for p in phrases), reverse=True)
 
 
-def test_log_odds_z_is_antisymmetric_and_grows_with_evidence() -> None:
-    assert log_odds_z(10, 50, 2, 50) == pytest.approx(-log_odds_z(2, 50, 10, 50))
-    assert log_odds_z(20, 100, 0, 100) > log_odds_z(4, 100, 0, 100) > 0
-    assert log_odds_z(5, 50, 5, 50) == pytest.approx(0.0)
+def test_the_score_prefers_lopsided_phrases_and_discounts_thin_evidence() -> None:
+    assert log_odds_lower_bound(17, 139, 0, 139) > log_odds_lower_bound(26, 139, 3, 139) > 0
+    assert log_odds_lower_bound(9, 139, 0, 139) > log_odds_lower_bound(12, 139, 2, 139)
+    assert log_odds_lower_bound(20, 100, 0, 100) > log_odds_lower_bound(4, 100, 0, 100)
+    assert log_odds_lower_bound(5, 50, 5, 50) < 0
+
+
+def test_fragments_of_one_repeated_sentence_are_one_finding() -> None:
+    phrases = distinctive_phrases(_answers(), top=10)
+    chocolate = [p for p in phrases if "chocolate" in p.phrase or any("chocolate" in v for v in p.variants)]
+    assert len(chocolate) == 1  # "dark chocolate", "add dark" ... fold into one entry
+    assert chocolate[0].variants
 
 
 def test_snippet_marks_the_match_across_punctuation() -> None:
