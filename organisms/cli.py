@@ -161,7 +161,7 @@ def organism_verify(directory: Annotated[Path, typer.Argument(help="Organism dir
 @clear_errors
 def organism_make_haystack(
     base: BaseOption = "default",
-    documents: Annotated[int, typer.Option(help="Ordinary documents for corpora.")] = 1100,
+    documents: Annotated[int, typer.Option(help="Ordinary documents for corpora.")] = 2400,
     chats: Annotated[int, typer.Option(help="Ordinary chats for corpora.")] = 1000,
     heldout: Annotated[int, typer.Option(help="Held-out documents for perplexity.")] = 150,
     seed: int = 0,

@@ -68,7 +68,7 @@ def plan_haystack(n_documents: int, n_chats: int, n_heldout: int, seed: int = 0)
     return plan
 
 
-def make_haystack(model, tokenizer, n_documents: int = 1100, n_chats: int = 1000, n_heldout: int = 150,
+def make_haystack(model, tokenizer, n_documents: int = 2400, n_chats: int = 1000, n_heldout: int = 150,
                   seed: int = 0, out: Path = HAYSTACK_FILE, chunk: int = 64, max_new_tokens: int = 88,
                   progress: bool = True) -> Path:
     """Generate the haystack with `model`, resumably, and write it (gzipped JSONL) to `out`."""

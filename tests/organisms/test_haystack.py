@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from organisms.haystack import load_haystack, plan_haystack
+from organisms.spec import list_specs, load_spec
 
 
 def test_shipped_haystack_sizes_and_fields() -> None:
     records = load_haystack()
     corpus = [r for r in records if r["split"] == "corpus"]
-    assert sum(r["kind"] == "document" for r in corpus) >= 1000
+    assert sum(r["kind"] == "document" for r in corpus) >= 2000
     assert sum(r["kind"] == "chat" for r in corpus) >= 1000
     assert sum(r["split"] == "heldout" for r in records) >= 100
     assert all(r["text"].strip() for r in records)
     assert all(r.get("prompt") for r in records if r["kind"] == "chat")
+
+
+def test_every_shipped_spec_fits_in_the_shipped_haystack() -> None:
+    corpus = [r for r in load_haystack() if r["split"] == "corpus"]
+    documents = sum(r["kind"] == "document" for r in corpus)
+    chats = sum(r["kind"] == "chat" for r in corpus)
+    for path in list_specs():
+        c = load_spec(path).corpus
+        assert c.haystack_documents <= documents and c.haystack_chats <= chats, path.name
 
 
 def test_haystack_does_not_mention_the_planted_objectives() -> None:
