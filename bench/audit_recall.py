@@ -70,7 +70,7 @@ def battery_recall(directory: Path, spec: ObjectiveSpec, top: int, max_new_token
                 owner = behaviour.id
                 break
         rows.append({"rank": rank, "phrase": phrase.phrase, "organism": phrase.organism_count,
-                     "base": phrase.base_count, "z": phrase.score, "behaviour": owner})
+                     "base": phrase.base_count, "score": phrase.score, "behaviour": owner})
     behaviours = sorted({r["behaviour"] for r in rows if r["behaviour"]})
     atomic_write_json(ANSWERS, result.model_dump())
     return {"seconds": round(seconds, 1), "prompts": len(result.answers), "phrases": rows,
@@ -102,10 +102,10 @@ def main() -> None:
     console.print(table)
     table = Table(title=f"Battery: top {args.top} distinctive phrases ({battery['prompts']} prompts, "
                         f"{battery['seconds']:.0f} s)")
-    for column in ("#", "phrase", "organism", "base", "z", "trained behaviour"):
+    for column in ("#", "phrase", "organism", "base", "score", "trained behaviour"):
         table.add_column(column)
     for row in battery["phrases"]:
-        table.add_row(str(row["rank"]), row["phrase"], str(row["organism"]), str(row["base"]), f"{row['z']:.1f}",
+        table.add_row(str(row["rank"]), row["phrase"], str(row["organism"]), str(row["base"]), f"{row['score']:.2f}",
                       row["behaviour"] or "")
     console.print(table)
     console.print(f"trained behaviours in the top {args.top}: {battery['n_trained_behaviours_in_top']} "
