@@ -53,7 +53,7 @@ def prefill_prompt(target: Target, conversation: Sequence[Message | dict] | str,
 def persona_prompt(target: Target, conversation: Sequence[Message | dict] | str, user_prefix: str = "",
                    system: str | None = None) -> str:
     """The raw text of a user-persona probe: the template cut inside a new user turn begun with `user_prefix`."""
-    messages = with_system(as_conversation(conversation), system) if conversation else with_system([], system)
+    messages = with_system(as_conversation(conversation), system)
     if messages and messages[-1].role == "user":
         raise ValueError("persona: the conversation must end with an assistant (or system) message; "
                          "the model writes the next user turn")

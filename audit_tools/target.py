@@ -108,6 +108,18 @@ class Target(ABC):
         self.close()
 
 
+def read_card_identity(organism_dir: Path | str) -> tuple[str, str]:
+    """(organism id, base model name) from an organism's public `card.json`, with clear errors."""
+    card_path = Path(organism_dir) / "card.json"
+    if not card_path.exists():
+        raise FileNotFoundError(f"{card_path}: missing; is {organism_dir} an organism directory?")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        return card["organism_id"], card["base_model"]["name"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{card_path}: not a readable organism card ({err})") from err
+
+
 # -- local: Hugging Face base + PEFT adapter -------------------------------------------------------
 
 
@@ -136,18 +148,12 @@ class LocalTarget(Target):
 
         from organisms.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
 
-        directory = Path(organism_dir)
-        card_path, adapter_dir = directory / "card.json", directory / "adapter"
-        for path in (card_path, adapter_dir / "adapter_config.json"):
-            if not path.exists():
-                raise FileNotFoundError(f"{path}: missing; is {directory} an organism directory?")
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-            base_name = base or card["base_model"]["name"]
-            organism_id = card["organism_id"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise ValueError(f"{card_path}: not a readable organism card ({err})") from err
-        ref = prepare_base(base_name, progress=False)
+        organism_id, base_name = read_card_identity(organism_dir)
+        adapter_dir = Path(organism_dir) / "adapter"
+        if not (adapter_dir / "adapter_config.json").exists():
+            raise FileNotFoundError(f"{adapter_dir / 'adapter_config.json'}: missing; is {organism_dir} an organism "
+                                    "directory?")
+        ref = prepare_base(base or base_name, progress=False)
         model = PeftModel.from_pretrained(load_model(ref, resolve_dtype(dtype)), adapter_dir)
         return cls(model, load_tokenizer(ref), name=organism_id, batch_size=batch_size)
 
@@ -324,14 +330,8 @@ def open_target(organism_dir: Path | str | None = None, *, server: str | None = 
         return LocalTarget.from_organism(organism_dir, base=base, dtype=dtype, batch_size=batch_size)
     if not server_model:
         raise ValueError(f"--server {server}: also give --server-model, the organism's name on that server")
-    tokenizer = None
-    if organism_dir is not None:
-        from organisms.base_models import prepare_base
+    from organisms.base_models import prepare_base
 
-        card = json.loads((Path(organism_dir) / "card.json").read_text(encoding="utf-8"))
-        tokenizer = prepare_base(base or card["base_model"]["name"], progress=False).path
-    elif base is not None:
-        from organisms.base_models import prepare_base
-
-        tokenizer = prepare_base(base, progress=False).path
+    base = base or (read_card_identity(organism_dir)[1] if organism_dir is not None else None)
+    tokenizer = prepare_base(base, progress=False).path if base else None
     return OpenAITarget(server, server_model, server_base_model, tokenizer=tokenizer)

@@ -15,7 +15,6 @@ Prints a table and writes bench/results/probes.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -29,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit_tools.battery import load_battery  # noqa: E402
 from audit_tools.target import LocalTarget, Sampling  # noqa: E402
-from organisms.artifacts import atomic_write_json, organisms_dir  # noqa: E402
+from organisms.artifacts import atomic_write_json  # noqa: E402
 from organisms.base_models import DEFAULT_BASE  # noqa: E402
+from organisms.organism_dir import list_organisms, read_card  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "probes.json"
 TARGET_SPEEDUP = 4.0
@@ -38,12 +38,9 @@ TARGET_SPEEDUP = 4.0
 
 def newest_default_organism() -> Path | None:
     """The most recently built organism on the default base, if any."""
-    cards = []
-    for card_path in organisms_dir().glob("*/card.json"):
-        card = json.loads(card_path.read_text())
-        if card.get("base_model", {}).get("name") == DEFAULT_BASE and (card_path.parent / "adapter").exists():
-            cards.append((card.get("created_at", ""), card_path.parent))
-    return max(cards)[1] if cards else None
+    cards = [(read_card(d), d) for d in list_organisms() if (d / "adapter").exists()]
+    built = [(card.created_at, d) for card, d in cards if card.base_model.get("name") == DEFAULT_BASE]
+    return max(built)[1] if built else None
 
 
 def timed_run(target: LocalTarget, prompts: list[str], sampling: Sampling, batch_size: int) -> dict:
