@@ -22,6 +22,7 @@ answer around the phrase, and the base's answer to the same prompt.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections import Counter
@@ -31,6 +32,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from audit_tools.target import ModelChoice, Sampling, Target
+from organisms.artifacts import atomic_write_bytes
 from audit_tools.tool_log import ToolCallback, record_call
 
 DEFAULT_BATTERY = Path(__file__).parent / "data" / "default_battery.yaml"
@@ -244,8 +246,8 @@ def plot_phrases(result: BatteryResult, path: Path | str, top: int = 20) -> Path
     ax.legend(loc="lower right")
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120)
+    image = io.BytesIO()
+    fig.savefig(image, format=path.suffix.lstrip(".") or "png", dpi=120)
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, image.getvalue())
     return path
