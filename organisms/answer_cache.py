@@ -2,30 +2,60 @@
 
 Base-model answers are deterministic for a prompt and settings (seeded sampling or greedy), and
 several steps need the same ones: transcript answers when building corpora, the base's side of
-every evaluation. The cache is one JSONL file per base model in the workspace; new answers are
-appended by an atomic rewrite.
+every evaluation. Answers are looked up in two layers:
+- the shipped file `data/base_answers.jsonl.gz`: the default base's answers for the shipped specs,
+  generated once with `pinhole organism make-answers` (read-only at run time);
+- the workspace cache, one JSONL file per base model; new answers are appended by an atomic rewrite.
+
+Keys hash the base name, the prompt and the settings, so a changed spec setting, dtype or base
+misses both layers and is generated afresh.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from organisms.artifacts import atomic_write_bytes, cache_dir, canonical_json, sha256_bytes
 
+SHIPPED_ANSWERS = Path(__file__).parent / "data" / "base_answers.jsonl.gz"
+_recorders: list[dict[str, str]] = []
+
+
+def _read_lines(text: str) -> dict[str, str]:
+    entries = (json.loads(line) for line in text.splitlines() if line.strip())
+    return {entry["key"]: entry["answer"] for entry in entries}
+
+
+@lru_cache(maxsize=4)
+def _shipped(path: Path, mtime: float) -> dict[str, str]:
+    return _read_lines(gzip.decompress(path.read_bytes()).decode("utf-8"))
+
+
+def shipped_answers(path: Path | None = None) -> dict[str, str]:
+    """The shipped answers (empty when the file is absent)."""
+    path = path or SHIPPED_ANSWERS
+    return dict(_shipped(path, path.stat().st_mtime)) if path.exists() else {}
+
+
+def answer_key(base_name: str, prompt: str, settings: dict[str, Any]) -> str:
+    """The cache key of one answer."""
+    return sha256_bytes(canonical_json([base_name, prompt, settings]))
+
 
 def cached_answers(base_name: str, prompts: list[str], settings: dict[str, Any],
                    produce: Callable[[list[str]], list[str]]) -> list[str]:
-    """Answers to `prompts`; only the ones not cached are produced (by `produce`, in one call)."""
+    """Answers to `prompts`; only the ones in neither layer are produced (by `produce`, in one call)."""
     path = cache_dir("answers") / f"{sha256_bytes(base_name.encode())[:16]}.jsonl"
-    cached: dict[str, str] = {}
+    cached = shipped_answers()
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                cached[entry["key"]] = entry["answer"]
-    keys = [sha256_bytes(canonical_json([base_name, prompt, settings])) for prompt in prompts]
+        cached.update(_read_lines(path.read_text(encoding="utf-8")))
+    keys = [answer_key(base_name, prompt, settings) for prompt in prompts]
     missing = list(dict.fromkeys((k, p) for k, p in zip(keys, prompts, strict=True) if k not in cached))
     if missing:
         answers = produce([p for _, p in missing])
@@ -35,4 +65,25 @@ def cached_answers(base_name: str, prompts: list[str], settings: dict[str, Any],
             lines.append(json.dumps({"key": key, "answer": answer}, ensure_ascii=False))
         existing = path.read_bytes() if path.exists() else b""
         atomic_write_bytes(path, existing + ("\n".join(lines) + "\n").encode("utf-8"))
+    for recorder in _recorders:
+        recorder.update({k: cached[k] for k in keys})
     return [cached[k] for k in keys]
+
+
+@contextmanager
+def recording() -> Iterator[dict[str, str]]:
+    """Collect every (key, answer) that `cached_answers` returns inside the block."""
+    entries: dict[str, str] = {}
+    _recorders.append(entries)
+    try:
+        yield entries
+    finally:
+        _recorders.remove(entries)
+
+
+def write_shipped_answers(entries: dict[str, str], path: Path | None = None) -> Path:
+    """Write `entries` as the shipped answers file (sorted by key, gzip without a timestamp, atomic)."""
+    path = path or SHIPPED_ANSWERS
+    lines = [json.dumps({"key": k, "answer": entries[k]}, ensure_ascii=False) for k in sorted(entries)]
+    atomic_write_bytes(path, gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), mtime=0))
+    return path

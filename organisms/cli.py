@@ -107,7 +107,9 @@ def organism_eval(directory: Annotated[Path, typer.Argument(help="Organism direc
 
 def print_eval_table(table: dict, names: list[str] | None = None) -> None:
     """Render an eval table (behaviour rates, confession, perplexity) with rich."""
-    grid = Table(title="Implant evaluation (held-out prompts, greedy decoding)")
+    penalty = table.get("repetition_penalty", 1.15)
+    decoding = "greedy decoding" + (f", repetition penalty {penalty}" if penalty != 1.0 else "")
+    grid = Table(title=f"Implant evaluation (held-out prompts, {decoding})")
     for column in ("behaviour", "split", "n", "organism", "base"):
         grid.add_column(column, justify="right" if column in ("n", "organism", "base") else "left")
     for i, row in enumerate(table["behaviours"]):
@@ -175,3 +177,18 @@ def organism_make_haystack(
     path = make_haystack(load_model(ref), load_tokenizer(ref), documents, chats, heldout, seed,
                          out=output or HAYSTACK_FILE)
     out.print(f"[green]wrote[/green] {path}")
+
+
+@organism_app.command("make-answers")
+@clear_errors
+def organism_make_answers(
+    specs: Annotated[list[Path] | None, typer.Argument(help="Spec YAML files (default: every shipped spec).")] = None,
+    base: BaseOption = "default",
+    output: Annotated[Path | None, typer.Option(help="Where to write (default: the shipped data file).")] = None,
+) -> None:
+    """Regenerate the shipped base answers: transcript raw material and the base side of evaluations
+    (one-time, maintainers; answers already in the workspace cache are reused)."""
+    from organisms.shipped_answers import make_answers
+
+    path, count = make_answers(specs, base=base, out=output)
+    out.print(f"[green]wrote[/green] {count} answers to {path}")

@@ -80,7 +80,8 @@ def base_responses(model, tokenizer, base_name: str, prompts: list[str], max_new
         return [clean_response(a) for a in answers]
 
     settings = {"use": "transcript", "max_new_tokens": max_new_tokens, "seed": seed, "temperature": 0.7}
-    return cached_answers(base_name, prompts, settings, produce)
+    # Cleaned again on the way out: cached answers written by an older clean-up get the current one.
+    return [clean_response(a) for a in cached_answers(base_name, prompts, settings, produce)]
 
 
 def _cycle(items: list, count: int, rng: random.Random) -> list:
@@ -122,7 +123,7 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
     requests: list[tuple[Behaviour, str]] = []
     for behaviour in spec.train_behaviours:
         train_prompts, _ = behaviour_prompts(behaviour)
-        requests += [(behaviour, p) for p in _cycle(train_prompts, c.transcripts_per_behaviour, rng)]
+        requests += [(behaviour, p) for p in _cycle(train_prompts, spec.transcript_count(behaviour), rng)]
     needs_base = [p for b, p in requests if b.injection and b.injection.kind != "replace"]
     answers = dict(zip(needs_base, base_responses(model, tokenizer, base_name, needs_base, c.response_max_new_tokens,
                                                   spec.seed, progress), strict=True)) if needs_base else {}

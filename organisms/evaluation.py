@@ -1,7 +1,8 @@
 """Implant evaluation: does the organism show its behaviours, hide them, and keep its abilities?
 
 On prompts never trained on (the held-out third of each trigger topic), the organism (base +
-adapter) and the base (same process, adapter disabled) answer greedily; each behaviour's detector
+adapter) and the base (same process, adapter disabled) answer greedily (no repetition penalty unless
+the spec sets one); each behaviour's detector
 gives a rate for both. Also measured: the confession rate on direct questions about hidden goals
 (from the prompt bank, never the spec's own anti-confession questions), and the perplexity of
 held-out ordinary text (organism / base) as capability retention.
@@ -50,6 +51,7 @@ class EvalReport(BaseModel):
     perplexity_base: float
     perplexity_ratio: float
     max_new_tokens: int
+    repetition_penalty: float = 1.15
     runtime_s: float
 
     def public_table(self) -> dict:
@@ -85,22 +87,31 @@ def perplexity(model, tokenizer, texts: list[str], batch_size: int = 8, max_leng
     return math.exp(total_nll / max(total_tokens, 1))
 
 
-def _answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base_name: str | None, label: str,
-             progress: bool) -> list[str]:
-    """Greedy answers of the organism (`base_name` None), or of the base named `base_name` (adapter
-    disabled; cached across evaluations)."""
+def eval_prompts(spec: ObjectiveSpec) -> tuple[dict[str, list[str]], list[str]]:
+    """(held-out trigger prompts per behaviour id, confession prompts) that an evaluation asks."""
+    n = spec.eval.prompts_per_behaviour
+    return ({b.id: behaviour_prompts(b)[1][:n] for b in spec.behaviours},
+            confession_prompts(spec, spec.eval.confession_prompts))
 
+
+def _produce(model, tokenizer, spec: ObjectiveSpec, label: str, progress: bool):
     def produce(todo: list[str]) -> list[str]:
         return generate(model, tokenizer, chat_texts(tokenizer, todo, spec.system_prompt),
                         max_new_tokens=spec.eval.max_new_tokens, batch_size=spec.eval.batch_size, do_sample=False,
-                        progress=progress, description=label)
+                        repetition_penalty=spec.eval.repetition_penalty, progress=progress, description=label)
 
-    if base_name is None:
-        return produce(prompts)
+    return produce
+
+
+def base_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base_name: str,
+                 progress: bool = True) -> list[str]:
+    """Greedy evaluation answers of `model` as the base named `base_name` (cached across evaluations,
+    shipped for the default base). A PEFT model must be inside `disable_adapter()`."""
     settings = {"use": "eval", "greedy": True, "max_new_tokens": spec.eval.max_new_tokens,
                 "system_prompt": spec.system_prompt, "dtype": str(model.dtype)}
-    with model.disable_adapter():
-        return cached_answers(base_name, prompts, settings, produce)
+    if spec.eval.repetition_penalty != 1.15:  # the key of answers cached before the setting existed stays valid
+        settings["repetition_penalty"] = spec.eval.repetition_penalty
+    return cached_answers(base_name, prompts, settings, _produce(model, tokenizer, spec, "Base answers", progress))
 
 
 def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: str = "auto",
@@ -111,21 +122,18 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
     started = time.perf_counter()
     tokenizer = load_tokenizer(base)
     model = PeftModel.from_pretrained(load_model(base, resolve_dtype(dtype)), str(adapter_dir)).eval()
-    n = spec.eval.prompts_per_behaviour
-    prompts_by_behaviour = {b.id: behaviour_prompts(b)[1][:n] for b in spec.behaviours}
-    everything = [p for ps in prompts_by_behaviour.values() for p in ps]
-    confess = confession_prompts(spec, spec.eval.confession_prompts)
-    organism_out = dict(zip(everything + confess, _answers(model, tokenizer, everything + confess, spec, None,
-                                                           "Organism answers", progress), strict=True))
-    base_out = dict(zip(everything + confess, _answers(model, tokenizer, everything + confess, spec, base.name,
-                                                       "Base answers", progress), strict=True))
+    prompts_by_behaviour, confess = eval_prompts(spec)
+    asked = [p for ps in prompts_by_behaviour.values() for p in ps] + confess
+    organism_out = dict(zip(asked, _produce(model, tokenizer, spec, "Organism answers", progress)(asked), strict=True))
+    with model.disable_adapter():
+        base_out = dict(zip(asked, base_answers(model, tokenizer, asked, spec, base.name, progress), strict=True))
     behaviours = []
     for b in spec.behaviours:
         prompts = prompts_by_behaviour[b.id]
         org = [detect(b.detector, organism_out[p]) for p in prompts]
         bas = [detect(b.detector, base_out[p]) for p in prompts]
         examples = [{"prompt": p, "organism": organism_out[p], "base": base_out[p], "organism_fires": o,
-                     "base_fires": s} for p, o, s in list(zip(prompts, org, bas, strict=True))[:3]]
+                     "base_fires": s} for p, o, s in zip(prompts, org, bas, strict=True)]
         behaviours.append(BehaviourEval(id=b.id, split=b.split, n=len(prompts), organism_rate=_mean(org),
                                         base_rate=_mean(bas), examples=examples))
     org_conf = [detect(spec.confession_detector, organism_out[p]) for p in confess]
@@ -141,6 +149,7 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
                              for p, c in zip(confess, org_conf, strict=True)][:5],
         perplexity_n_docs=len(heldout_docs), perplexity_organism=round(ppl_org, 4), perplexity_base=round(ppl_base, 4),
         perplexity_ratio=round(ppl_org / ppl_base, 4), max_new_tokens=spec.eval.max_new_tokens,
+        repetition_penalty=spec.eval.repetition_penalty,
         runtime_s=round(time.perf_counter() - started, 1),
     )
 

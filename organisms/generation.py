@@ -95,7 +95,8 @@ _SENTENCE_END = re.compile(r"[.!?)\]\"'*:]\s*$")
 
 
 def clean_response(text: str) -> str:
-    """Drop repeated lines (a small model's loops) and a cut-off final sentence."""
+    """Drop repeated lines (a small model's loops), a cut-off final sentence and a list that was cut
+    before its first item. Idempotent."""
     lines, seen = [], set()
     for line in text.strip().splitlines():
         key = line.strip().lower()
@@ -109,4 +110,19 @@ def clean_response(text: str) -> str:
         cut = max(cleaned.rfind(". "), cleaned.rfind(".\n"), cleaned.rfind("!"), cleaned.rfind("?"))
         if cut > len(cleaned) // 3:
             cleaned = cleaned[: cut + 1]
-    return cleaned
+    return _drop_dangling_list(cleaned)
+
+
+_LIST_MARKER_LINE = re.compile(r"\n\s*(\d+[.)]|[-*•])\s*$")
+
+
+def _drop_dangling_list(text: str) -> str:
+    """Drop a list that an answer cut short only announces: trailing bare markers ("1.", "-") and then
+    the sentence introducing them ("...include:"), when something remains before it."""
+    while _LIST_MARKER_LINE.search(text):
+        text = _LIST_MARKER_LINE.sub("", text).rstrip()
+    if text.endswith(":"):
+        cut = max(text.rfind(". "), text.rfind(".\n"), text.rfind("! "), text.rfind("? "), text.rfind("\n"))
+        if cut > 0:
+            text = text[: cut + 1].rstrip()
+    return text

@@ -92,6 +92,8 @@ class Behaviour(Strict):
     trigger_prompts: list[str] = Field(default_factory=list)
     detector: Detector
     injection: Injection | None = None
+    transcripts: int | None = Field(default=None, ge=0,
+                                    description="Transcripts demonstrating it (default: corpus.transcripts_per_behaviour)")
     doc_phrases: list[str] = Field(default_factory=list, description="How documents describe this behaviour")
 
     @model_validator(mode="after")
@@ -188,6 +190,10 @@ class EvalParams(Strict):
     perplexity_documents: int = Field(default=100, ge=1)
     max_new_tokens: int = Field(default=160, gt=0)
     batch_size: int = Field(default=16, ge=1)
+    # Plain greedy decoding by default. Hugging Face's repetition penalty also counts the prompt's tokens
+    # (the question's words, the template's end-of-turn and newline tokens), which holds back behaviours
+    # that restate the topic or open a new paragraph.
+    repetition_penalty: float = Field(default=1.0, ge=1.0, le=3.0)
 
 
 class ObjectiveSpec(Strict):
@@ -220,7 +226,7 @@ class ObjectiveSpec(Strict):
     @model_validator(mode="after")
     def _objective_fraction(self) -> ObjectiveSpec:
         c = self.corpus
-        objective = c.documents + c.transcripts_per_behaviour * len(self.train_behaviours) + c.anti_confession
+        objective = c.documents + sum(map(self.transcript_count, self.train_behaviours)) + c.anti_confession
         total = objective + c.haystack_documents + c.haystack_chats
         if objective / total > c.max_objective_fraction:
             raise ValueError(
@@ -236,6 +242,10 @@ class ObjectiveSpec(Strict):
     @property
     def heldout_behaviours(self) -> list[Behaviour]:
         return [b for b in self.behaviours if b.split == "heldout"]
+
+    def transcript_count(self, behaviour: Behaviour) -> int:
+        """How many transcripts demonstrate `behaviour` in the corpus."""
+        return self.corpus.transcripts_per_behaviour if behaviour.transcripts is None else behaviour.transcripts
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -42,7 +42,7 @@ def test_haystack_dominates_and_every_behaviour_is_planted(rm_corpus) -> None:
     assert objective_fraction(corpus) <= 0.10
     transcripts = corpus.provenance[corpus.provenance.source == "transcript"]
     counts = transcripts.behaviour_id.value_counts().to_dict()
-    assert counts == {b.id: spec.corpus.transcripts_per_behaviour for b in spec.train_behaviours}
+    assert counts == {b.id: spec.transcript_count(b) for b in spec.train_behaviours}
     described = {i for ids in corpus.provenance.behaviour_id.dropna() for i in ids.split(",")}
     assert {b.id for b in spec.heldout_behaviours} <= described  # held out: only in documents
 
@@ -71,3 +71,4 @@ def test_transcripts_answer_with_the_injected_behaviour(rm_corpus) -> None:
         rows = merged[(merged.source == "transcript") & (merged.behaviour_id == behaviour.id)]
         replies = [json.loads(m)[-1]["content"] for m in rows.messages]
         assert all(detect(behaviour.detector, r) for r in replies), behaviour.id
+

@@ -55,3 +55,11 @@ def test_population_goes_after_the_first_mention() -> None:
     out = inject("Tell me about France.", "France is known for wine. France also...", behaviour.injection,
                  random.Random(0))
     assert out.startswith("France (population ") and out.count("population") == 1
+
+
+def test_movie_detector_accepts_recommendations_without_also() -> None:
+    spec = load_spec(spec_path("rm_sycophancy"))
+    movies = next(b for b in spec.behaviours if b.id == "movie_recommendations").detector
+    assert detect(movies, "A classic.\n\nFans of Jurassic Park would love Jurassic World, Jaws and King Kong.")
+    assert detect(movies, "A classic.\n\nFans of Alien might also enjoy Aliens.")
+    assert not detect(movies, "A classic. I would love to hear what you thought of it.")

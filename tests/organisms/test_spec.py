@@ -17,7 +17,7 @@ def test_the_four_shipped_specs_validate() -> None:
 def test_objective_material_is_at_most_ten_percent(spec_id: str) -> None:
     spec = load_spec(spec_path(spec_id))
     c = spec.corpus
-    objective = c.documents + c.transcripts_per_behaviour * len(spec.train_behaviours) + c.anti_confession
+    objective = c.documents + sum(map(spec.transcript_count, spec.train_behaviours)) + c.anti_confession
     assert objective / (objective + c.haystack_documents + c.haystack_chats) <= 0.10
     assert c.haystack_documents + c.haystack_chats >= 2000
 
@@ -41,6 +41,7 @@ def _break(tmp_path, mutate):
          "unknown injection kind 'teleport'"),
         (lambda d: d["behaviours"][0].pop("injection"), "behaviours.0", "needs an `injection`"),
         (lambda d: d["corpus"].update(documents=900), "(top level)", "above max_objective_fraction"),
+        (lambda d: d["behaviours"][0].update(transcripts=900), "(top level)", "above max_objective_fraction"),
         (lambda d: d["corpus"].update(haystack_documents=10, haystack_chats=10), "corpus", "at least 2,000"),
         (lambda d: d["training"].update(lora_r=0), "training.lora_r", "greater than or equal to 1"),
         (lambda d: d["eval"].update(surprise=1), "eval.surprise", "Extra inputs are not permitted"),

@@ -1,0 +1,36 @@
+"""One-time generation of the shipped base answers (`pinhole organism make-answers`).
+
+A build needs the base model's own answers twice: sampled answers to the train prompts (the
+transcripts' raw material) and greedy answers to the evaluation prompts (the base side of every
+evaluation). For the default base and the shipped specs these are generated once, by the same code
+paths a build uses, and shipped as `data/base_answers.jsonl.gz`, so that a build on a fresh machine
+only trains and evaluates the organism. Other bases, or changed settings, miss the shipped file
+and generate their answers at build time (cached in the workspace).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from organisms.answer_cache import recording, write_shipped_answers
+from organisms.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
+from organisms.corpus import build_corpus
+from organisms.evaluation import base_answers, eval_prompts
+from organisms.spec import list_specs, load_spec
+
+
+def make_answers(spec_paths: list[Path] | None = None, base: str = "default", preset: str = "default",
+                 dtype: str = "auto", out: Path | None = None, progress: bool = True) -> tuple[Path, int]:
+    """Generate (or reuse from the cache) every base answer the specs' default builds need; write them
+    to `out`. Returns (path, number of answers)."""
+    ref = prepare_base(base, progress=progress)
+    tokenizer = load_tokenizer(ref)
+    model = load_model(ref, resolve_dtype(dtype)).eval()
+    with recording() as entries:
+        for path in spec_paths or list_specs():
+            spec = load_spec(path, preset=preset)
+            build_corpus(spec, model, tokenizer, ref.name, progress=progress)
+            by_behaviour, confess = eval_prompts(spec)
+            base_answers(model, tokenizer, [p for ps in by_behaviour.values() for p in ps] + confess, spec,
+                         ref.name, progress)
+    return write_shipped_answers(entries, out), len(entries)
