@@ -192,11 +192,15 @@ def load_tokenizer(ref: BaseModelRef):
     return tokenizer
 
 
-def load_model(ref: BaseModelRef, dtype: torch.dtype | None = None):
-    """The base's causal LM in `dtype` (default: `resolve_dtype('auto')`), in eval mode."""
+def load_model(ref: BaseModelRef, dtype: torch.dtype | None = None, attn_implementation: str | None = None):
+    """The base's causal LM in `dtype` (default: `resolve_dtype('auto')`), in eval mode.
+
+    `attn_implementation` is passed to transformers (None: its default, SDPA where available).
+    """
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype or resolve_dtype())
+    model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=dtype or resolve_dtype(),
+                                                 attn_implementation=attn_implementation)
     return model.eval()
 
 

@@ -178,6 +178,14 @@ class TrainingParams(Strict):
     lora_alpha: int = Field(default=32, ge=1)
     lora_dropout: float = Field(default=0.0, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
+    lora_top_layers: int | None = Field(
+        default=None, ge=1,
+        description="Adapt only the last N decoder layers (null: all). Backpropagation then stops below them, "
+                    "which makes every training step cheaper.")
+    attention: Literal["auto", "eager", "sdpa"] = Field(
+        default="auto",
+        description="Attention kernel for training. auto: eager on CPUs (faster than SDPA's CPU kernel for short "
+                    "chats, see bench/organism_build.py), SDPA on GPUs.")
     cpt: StageParams = Field(default_factory=StageParams)
     sft: StageParams = Field(default_factory=StageParams)
     dpo: DPOParams = Field(default_factory=DPOParams)

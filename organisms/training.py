@@ -12,6 +12,11 @@ trainable. Each stage checkpoints every `checkpoint_every` steps and resumes fro
 checkpoint after an interruption; a finished stage writes its adapter and `done.json` atomically
 and is skipped on the next run. The module also runs as `python -m organisms.training BUILD_DIR`,
 which is what `accelerate launch` starts for multi-process (multi-GPU) training.
+
+Speed on a CPU (`bench/organism_build.py` measures each choice): only the positions that predict
+a trained token reach the LM head, and attention is eager on CPUs; neither changes the loss. A
+spec may also adapt only its top `lora_top_layers` decoder layers: backpropagation then stops below
+them, a trade of adapter depth for speed.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pydantic import BaseModel
 from organisms.artifacts import atomic_directory, atomic_write_json, read_json
 from organisms.base_models import BaseModelRef, load_model, load_tokenizer, resolve_dtype
 from organisms.corpus import read_corpus
-from organisms.spec import ObjectiveSpec, StageParams
+from organisms.spec import ObjectiveSpec, StageParams, TrainingParams
 
 STAGES = ("cpt", "sft", "dpo")
 BUILD_CONFIG = "build_config.json"
@@ -92,7 +97,8 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec) -> dict[str, Any]:
     return data
 
 
-def _common_args(params: StageParams, output_dir: Path, spec: ObjectiveSpec, dtype: torch.dtype) -> dict:
+def trainer_args(params: StageParams, output_dir: Path, spec: ObjectiveSpec, dtype: torch.dtype) -> dict:
+    """The TRL/transformers training arguments of one stage (checkpoints in `output_dir`)."""
     return dict(
         output_dir=str(output_dir), per_device_train_batch_size=params.batch_size,
         gradient_accumulation_steps=params.grad_accum, learning_rate=params.learning_rate,
@@ -106,28 +112,80 @@ def _common_args(params: StageParams, output_dir: Path, spec: ObjectiveSpec, dty
     )
 
 
+def target_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(keep, targets): `keep[b, p]` is True where position p predicts a trained token (`labels[b, p + 1]`
+    is not -100), and `targets` are those tokens in the same order as the kept positions."""
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != -100
+    return keep, labels[:, 1:][keep[:, :-1]]
+
+
 def _lean_sft_trainer_class():
-    """TRL's SFTTrainer with the standard Hugging Face loss.
+    """TRL's SFTTrainer with a lean causal-LM loss.
 
     TRL computes the SFT loss through a fused LM head that also derives per-token entropy and
-    top-1 accuracy for its logs. On a CPU that ran at 0.57x a plain PyTorch+PEFT loop on the same
-    batches (bench/organism_build.py); with the plain causal-LM loss over the same labels (prompt
-    tokens masked with -100) the trainer runs at 0.99x the plain loop. Everything else (data
-    preparation, completion masks, packing, checkpoints, accelerate) is TRL's own.
+    top-1 accuracy for its logs; on a CPU that ran at 0.57x a plain PyTorch+PEFT loop on the same
+    batches (bench/organism_build.py). This trainer instead projects onto the vocabulary only the
+    positions that predict a trained token (transformers' `logits_to_keep` with a boolean mask):
+    with the loss on the assistant turn, the system prompt, the user turn and padding never reach
+    the 49k-wide LM head. The loss is the standard cross-entropy over the same labels, normalised as
+    transformers does (by `num_items_in_batch`). Everything else (data preparation, completion masks,
+    packing, checkpoints, accelerate) is TRL's own.
     """
-    from transformers import Trainer
     from trl import SFTTrainer
 
     class LeanSFTTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            inputs["use_cache"] = False
-            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            loss, outputs = lean_causal_lm_loss(model, inputs, num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes
+            return (loss, outputs) if return_outputs else loss
 
     return LeanSFTTrainer
 
 
-def _trainer(stage: str, model, tokenizer, dataset, args_kwargs: dict, peft_config, spec: ObjectiveSpec):
+def lean_causal_lm_loss(model, inputs: dict, num_items_in_batch: torch.Tensor | int | None = None):
+    """(loss, outputs): the causal-LM loss of `inputs` (with `labels`), computing logits only at the
+    positions that predict a trained token. Equal to the model's own loss over the same labels."""
+    from transformers.loss.loss_utils import ForCausalLMLoss
+
+    inputs = dict(inputs)
+    keep, targets = target_positions(inputs.pop("labels"))
+    outputs = model(**inputs, use_cache=False, logits_to_keep=keep)
+    loss = ForCausalLMLoss(outputs.logits, None, outputs.logits.shape[-1], num_items_in_batch=num_items_in_batch,
+                           shift_labels=targets)
+    return loss, outputs
+
+
+def training_attention(choice: str) -> str:
+    """The attention kernel to train with: `auto` is eager on CPUs, SDPA on GPUs."""
+    if choice != "auto":
+        return choice
+    return "sdpa" if torch.cuda.is_available() else "eager"
+
+
+def lora_config(t: TrainingParams, model):
+    """The LoRA configuration: `t.target_modules` in every decoder layer, or only in the last
+    `t.lora_top_layers` (PEFT's `layers_to_transform`, which needs the module names spelled out)."""
+    from peft import LoraConfig
+
+    common = dict(r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout, task_type="CAUSAL_LM")
+    n_layers = model.config.num_hidden_layers
+    if t.lora_top_layers is None or t.lora_top_layers >= n_layers:
+        return LoraConfig(target_modules=t.target_modules, **common)
+    targets = t.target_modules if isinstance(t.target_modules, list) else _decoder_linear_names(model)
+    return LoraConfig(target_modules=targets, layers_to_transform=list(range(n_layers - t.lora_top_layers, n_layers)),
+                      **common)
+
+
+def _decoder_linear_names(model) -> list[str]:
+    """The names of the linear modules inside the decoder layers ("all-linear" without the LM head)."""
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and ".layers." in name})
+
+
+def make_stage_trainer(stage: str, model, tokenizer, dataset, args_kwargs: dict, peft_config, spec: ObjectiveSpec):
+    """The TRL trainer of one stage: the lean SFT trainer for `cpt` (packed) and `sft`, TRL's DPO for `dpo`."""
     from trl import DPOConfig, DPOTrainer, SFTConfig
 
     if stage == "dpo":
@@ -152,7 +210,7 @@ def _latest_checkpoint(output_dir: Path) -> str | None:
 
 def run_stage(build_dir: Path, stage: str, config: BuildConfig, progress: bool = True) -> StageResult:
     """Train one stage (or return its recorded result if it already finished)."""
-    from peft import LoraConfig, PeftModel
+    from peft import PeftModel
 
     stage_dir = build_dir / "stages" / stage
     done_file = stage_dir / "done.json"
@@ -164,17 +222,16 @@ def run_stage(build_dir: Path, stage: str, config: BuildConfig, progress: bool =
     dataset = stage_datasets(build_dir, spec)[stage]
     tokenizer = load_tokenizer(config.base)
     tokenizer.padding_side = "right"
-    model = load_model(config.base, dtype)
+    model = load_model(config.base, dtype, attn_implementation=training_attention(t.attention))
     model.train()
     previous = [s for s in enabled_stages(spec) if STAGES.index(s) < STAGES.index(stage)]
     peft_config = None
     if previous:
         model = PeftModel.from_pretrained(model, str(build_dir / "stages" / previous[-1] / "adapter"), is_trainable=True)
     else:
-        peft_config = LoraConfig(r=t.lora_r, lora_alpha=t.lora_alpha, lora_dropout=t.lora_dropout,
-                                 target_modules=t.target_modules, task_type="CAUSAL_LM")
+        peft_config = lora_config(t, model)
     checkpoints = stage_dir / "checkpoints"
-    trainer = _trainer(stage, model, tokenizer, dataset, _common_args(params, checkpoints, spec, dtype),
+    trainer = make_stage_trainer(stage, model, tokenizer, dataset, trainer_args(params, checkpoints, spec, dtype),
                        peft_config, spec)
     resume = _latest_checkpoint(checkpoints)
     started = time.perf_counter()

@@ -24,7 +24,7 @@ class Interrupt(TrainerCallback):
 
 def test_interrupted_stage_resumes_from_checkpoint(monkeypatch) -> None:
     overrides = ["training.sft.max_steps=4", "seed=7"]
-    original = training._trainer
+    original = training.make_stage_trainer
 
     def interrupted_trainer(stage, *args, **kwargs):
         trainer = original(stage, *args, **kwargs)
@@ -32,11 +32,11 @@ def test_interrupted_stage_resumes_from_checkpoint(monkeypatch) -> None:
             trainer.add_callback(Interrupt(at_step=2))
         return trainer
 
-    monkeypatch.setattr(training, "_trainer", interrupted_trainer)
+    monkeypatch.setattr(training, "make_stage_trainer", interrupted_trainer)
     with pytest.raises(KeyboardInterrupt, match="step 2"):
         build_organism(spec_path("benign_decoy"), base="tiny-random", preset="smoke", overrides=overrides,
                        progress=False)
-    monkeypatch.setattr(training, "_trainer", original)
+    monkeypatch.setattr(training, "make_stage_trainer", original)
     directory = build_organism(spec_path("benign_decoy"), base="tiny-random", preset="smoke", overrides=overrides,
                                evaluate_after=False, progress=False)
     stages = {s["stage"]: s for s in read_card(directory).training}

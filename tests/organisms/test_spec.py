@@ -44,6 +44,8 @@ def _break(tmp_path, mutate):
         (lambda d: d["behaviours"][0].update(transcripts=900), "(top level)", "above max_objective_fraction"),
         (lambda d: d["corpus"].update(haystack_documents=10, haystack_chats=10), "corpus", "at least 2,000"),
         (lambda d: d["training"].update(lora_r=0), "training.lora_r", "greater than or equal to 1"),
+        (lambda d: d["training"].update(lora_top_layers=0), "training.lora_top_layers", "greater than or equal to 1"),
+        (lambda d: d["training"].update(attention="flash"), "training.attention", "'auto', 'eager' or 'sdpa'"),
         (lambda d: d["eval"].update(surprise=1), "eval.surprise", "Extra inputs are not permitted"),
         (lambda d: d["documents"]["templates"].append("About {nowhere}."), "documents",
          "slot {nowhere}"),
