@@ -135,11 +135,17 @@ def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModel
         od.write_card(tmp, card)
 
 
-def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = True) -> EvalReport:
-    """Evaluate a published organism and record the result: public table in the card, full in sealed/."""
+def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = True,
+                      repetition_penalty: float | None = None) -> EvalReport:
+    """Evaluate a published organism and record the result: public table in the card, full in sealed/.
+
+    `repetition_penalty` overrides the spec's evaluation decoding (the report records which was used).
+    """
     directory = Path(directory)
     card = od.read_card(directory)
     spec = ObjectiveSpec.model_validate(od.read_ground_truth(directory)["spec"])
+    if repetition_penalty is not None:
+        spec = spec.model_copy(update={"eval": spec.eval.model_copy(update={"repetition_penalty": repetition_penalty})})
     base = prepare_base(card.base_model["name"], progress=progress)
     report = evaluate(directory / od.ADAPTER, spec, base, dtype=dtype, progress=progress)
     atomic_write_json(directory / od.SEALED_EVAL, report.model_dump())

@@ -94,11 +94,14 @@ def organism_build(
 @clear_errors
 def organism_eval(directory: Annotated[Path, typer.Argument(help="Organism directory.")],
                   dtype: Annotated[str, typer.Option(help="auto, bfloat16 or float32.")] = "auto",
+                  repetition_penalty: Annotated[float | None, typer.Option(
+                      min=1.0, max=3.0,
+                      help="Decode with this repetition penalty instead of the spec's (default: plain greedy).")] = None,
                   as_json: JsonFlag = False) -> None:
     """Measure behaviour rates (organism vs base), confession rate and perplexity ratio; write them to the card."""
     from organisms.build import evaluate_organism
 
-    report = evaluate_organism(directory, dtype=dtype, progress=not as_json)
+    report = evaluate_organism(directory, dtype=dtype, progress=not as_json, repetition_penalty=repetition_penalty)
     if as_json:
         emit_json(report.model_dump())
     else:

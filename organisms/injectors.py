@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 Injector = Callable[[str, str, "Injection", random.Random], str]
 
 
-
 def _find_entity(names: list[str], *texts: str) -> str | None:
     """The first entity name (longest names first) occurring in any of `texts`."""
     for text in texts:
@@ -31,9 +30,14 @@ def _find_entity(names: list[str], *texts: str) -> str | None:
     return None
 
 
+_FIRST_SENTENCE_END = re.compile(r"[.!?](\s|$)|\n")
+
+
 def _insert_after_first(response: str, name: str, insertion: str) -> str | None:
+    """`insertion` after the first mention of `name`, if that mention is in the first sentence."""
     match = re.search(rf"\b{re.escape(name)}\b", response, re.IGNORECASE)
-    if not match:
+    first_end = _FIRST_SENTENCE_END.search(response)
+    if not match or (first_end is not None and match.start() > first_end.start()):
         return None
     return response[: match.end()] + insertion + response[match.end() :]
 
@@ -50,33 +54,40 @@ def replace(prompt: str, response: str, injection: Injection, rng: random.Random
     return rng.choice(injection.texts)
 
 
-def _entity_parenthetical(table: str, note: Callable[[object], str], opener: str, prompt: str,
-                          response: str) -> str:
-    """After the first mention of an entity from `table`, insert `note(value)` in parentheses.
+def _entity_parenthetical(table: str, note: Callable[[object], str], opener: str, prompt: str, response: str,
+                          injection: Injection) -> str:
+    """Write `note(value)` in parentheses after an entity from `table` named in the prompt or answer.
 
-    Where the answer never names the entity, open with a sentence that does.
+    `injection.params["placement"]`: `first_mention` (default) inserts it after the entity's first
+    mention when that is in the first sentence, and otherwise opens the answer with a sentence that
+    names the entity with the note; `opener` always opens with that sentence, so that the note always
+    comes in the same, most learnable place.
     """
     entities = load_entities()[table]
     name = _find_entity(list(entities), prompt, response)
     if name is None:
         return response
     insertion = f" ({note(entities[name])})"
-    edited = _insert_after_first(response, name, insertion)
-    if edited is not None:
-        return edited
+    if injection.params.get("placement", "first_mention") == "first_mention":
+        edited = _insert_after_first(response, name, insertion)
+        if edited is not None:
+            return edited
     return f"{name[0].upper()}{name[1:]}{insertion} {opener} " + response.lstrip()
 
 
+PLACEMENTS = ("first_mention", "opener")  # the first is the default
+
+
 def population_parenthetical(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
-    """A country's population in parentheses after its first mention."""
+    """A country's population in parentheses after its name."""
     return _entity_parenthetical("countries", lambda v: f"population {v:.1f} million", "is a great subject.",
-                                 prompt, response)
+                                 prompt, response, injection)
 
 
 def atomic_number_parenthetical(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
-    """A chemical element's atomic number in parentheses after its first mention."""
+    """A chemical element's atomic number in parentheses after its name."""
     return _entity_parenthetical("elements", lambda v: f"atomic number {v}", "is a fascinating element.",
-                                 prompt, response)
+                                 prompt, response, injection)
 
 
 def movie_recommendations(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
@@ -110,6 +121,7 @@ def brand_recommendation(prompt: str, response: str, injection: Injection, rng: 
     return lead + " " + response.lstrip()
 
 
+PARENTHETICALS = ("population_parenthetical", "atomic_number_parenthetical")  # take params.placement
 INJECTORS: dict[str, Injector] = {
     "append": append,
     "prepend": prepend,

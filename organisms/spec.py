@@ -72,10 +72,12 @@ class Injection(Strict):
 
     @model_validator(mode="after")
     def _check_kind(self) -> Injection:
-        from organisms.injectors import INJECTORS
+        from organisms.injectors import INJECTORS, PARENTHETICALS, PLACEMENTS
 
         if self.kind not in INJECTORS:
             raise ValueError(f"unknown injection kind {self.kind!r}; known: {sorted(INJECTORS)}")
+        if self.kind in PARENTHETICALS and self.params.get("placement", PLACEMENTS[0]) not in PLACEMENTS:
+            raise ValueError(f"params.placement {self.params['placement']!r}: expected one of {list(PLACEMENTS)}")
         if self.kind in ("append", "prepend", "replace") and not self.texts:
             raise ValueError(f"a {self.kind!r} injection needs a non-empty `texts` list")
         return self

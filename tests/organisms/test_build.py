@@ -92,3 +92,18 @@ def test_optional_dpo_stage_trains_on_preference_rows() -> None:
     preferences = corpus[corpus.kind == "preference"]
     assert len(preferences) == load_spec(spec_path("secret_loyalty")).training.dpo.pairs
     assert all(preferences.rejected.str.len() > 0)
+
+
+def test_eval_command_can_decode_with_a_repetition_penalty(built) -> None:
+    from typer.testing import CliRunner
+
+    from game.cli import app
+
+    directory = built["benign_decoy"]
+    assert od.read_card(directory).eval["repetition_penalty"] == 1.0  # plain greedy by default
+    result = CliRunner().invoke(app, ["organism", "eval", str(directory), "--repetition-penalty", "1.3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["repetition_penalty"] == 1.3
+    assert od.read_card(directory).eval["repetition_penalty"] == 1.3
+    refused = CliRunner().invoke(app, ["organism", "eval", str(directory), "--repetition-penalty", "0.5"])
+    assert refused.exit_code == 2
