@@ -11,7 +11,7 @@ export PINHOLE_HOME ?= $(CURDIR)/workspace
 
 setup: sysdeps $(STAMP)
 
-# System packages from Debian, where apt is usable (root): tcmalloc makes CPU training ~1.9x faster
+# System packages from Debian, where apt is usable (root): tcmalloc made CPU training 1.3x-1.9x faster
 # (see organisms/allocator.py; without it Pinhole still runs, on glibc's malloc); cmake and g++
 # build llama-cpp-python, the OpenAI-compatible server the tests drive.
 SYSTEM_PACKAGES := libtcmalloc-minimal4 cmake g++

@@ -6,16 +6,20 @@ each with its ratio to the plain loop (see VARIANTS):
   - a plain PyTorch + PEFT loop (forward, backward, AdamW step) with transformers' defaults,
     and the same loop with Pinhole's loss (logits only where a trained token is predicted);
   - TRL's SFTTrainer with its default settings;
-  - Pinhole's trainer with SDPA and LoRA in every layer (its overhead is its ratio to the plain
-    loop with the same loss), then with eager attention, then with LoRA in the top N layers only (--top-layers).
-The first step of each is warm-up and not timed. The benchmark runs under the allocator that
-`pinhole` itself selects (tcmalloc where installed).
+  - Pinhole's trainer with SDPA and LoRA in every layer, then with eager attention, then with
+    LoRA in the top N layers only (--top-layers).
+The framework's overhead is then timed as the shipped specs train (eager attention, their top
+layers): Pinhole's trainer against the plain loop with the same loss, in rounds that alternate
+which goes first.
+With --profile, a torch CPU profile of both splits a step into the operators both run, those only
+one runs, and Python time outside any operator. The first step of each is warm-up and not timed.
+The benchmark runs under the allocator that `pinhole` itself selects (tcmalloc where installed).
 Part 2: the same Pinhole-configured TRL run under other memory allocators, each in its own
 process (glibc's malloc maps and unmaps every large tensor, so the kernel zero-fills pages on
 every step; jemalloc and tcmalloc keep them).
 Part 3 (when a built organism is given or found): time per build stage from its card.
 
-    python bench/organism_build.py [--base smollm2-135m-instruct] [--steps 10] [--batch-size 8]
+    python bench/organism_build.py [--base smollm2-135m-instruct] [--steps 10] [--batch-size 8] [--profile]
 Prints a table and writes bench/results/organism_build.json.
 """
 
@@ -124,7 +128,87 @@ def plain_loop(trainer, batches: list[dict], lean: bool) -> list[float]:
     return durations
 
 
-# name: (description, trainer settings, plain loop with the lean loss or not); None = a plain loop
+def trainer_overhead(base, spec, dataset, batches: list[dict], args, work: Path) -> dict:
+    """Pinhole's trainer against a plain loop with the same loss, model settings and batches, timed in
+    rounds that alternate which goes first, so that neither a slow spell of the machine nor the order
+    lands on one side only."""
+    settings = {"attention": "eager", "top_layers": spec.training.lora_top_layers}
+
+    def plain_run(round_: int) -> float:
+        plain = make_trainer(base, spec, dataset, 1, args.batch_size, work / f"overhead_plain{round_}", **settings)
+        return sum(plain_loop(plain, batches, lean=True)[1:])
+
+    def trainer_run(round_: int) -> float:
+        return timed_training(make_trainer(base, spec, dataset, len(batches), args.batch_size,
+                                           work / f"overhead_trainer{round_}", **settings))
+
+    per_round = []
+    for round_ in range(args.overhead_rounds):
+        if round_ % 2:
+            trainer_s = trainer_run(round_)
+            per_round.append({"trainer_s": round(trainer_s, 2), "plain_loop_s": round(plain_run(round_), 2)})
+        else:
+            plain_s = plain_run(round_)
+            per_round.append({"plain_loop_s": round(plain_s, 2), "trainer_s": round(trainer_run(round_), 2)})
+    plain_s = sum(r["plain_loop_s"] for r in per_round)
+    trainer_s = sum(r["trainer_s"] for r in per_round)
+    return {"rounds": per_round, "top_layers": settings["top_layers"], "plain_loop_s": round(plain_s, 2),
+            "trainer_s": round(trainer_s, 2), "speed_vs_plain": round(plain_s / trainer_s, 3),
+            "round_ratios": [round(r["plain_loop_s"] / r["trainer_s"], 3) for r in per_round]}
+
+
+class StepProfiler(TrainerCallback):
+    """A torch CPU profile of every optimizer step but the first, and their wall time."""
+
+    def __init__(self) -> None:
+        self.profile = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+        self.wall = 0.0
+        self._step = 0
+        self._start = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._step += 1
+        if self._step == 2:
+            self.profile.__enter__()
+            self._start = time.perf_counter()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._step >= 2:
+            self.wall = time.perf_counter() - self._start
+            self.profile.__exit__(None, None, None)
+
+
+def _self_ms(profile) -> dict[str, float]:
+    return {event.key: event.self_cpu_time_total / 1e3 for event in profile.key_averages()}
+
+
+def profile_trainer_vs_plain(base, spec, dataset, batches: list[dict], args, work: Path) -> dict:
+    """Where the trainer's time goes beside the plain loop's (same settings as `trainer_overhead`):
+    per-step milliseconds of the operators both run, of those only one runs, and of Python outside
+    any operator (wall time minus operator time), from a torch CPU profile of the timed steps."""
+    settings = {"attention": "eager", "top_layers": spec.training.lora_top_layers}
+    profiler = StepProfiler()
+    trainer = make_trainer(base, spec, dataset, len(batches), args.batch_size, work / "profile_trainer", **settings)
+    trainer.add_callback(profiler)
+    trainer.train()
+    plain = make_trainer(base, spec, dataset, 1, args.batch_size, work / "profile_plain", **settings)
+    plain_loop(plain, batches[:1], lean=True)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as plain_profile:
+        plain_wall = sum(plain_loop(plain, batches[1:], lean=True))
+    steps = len(batches) - 1
+    sides = {"trainer": (_self_ms(profiler.profile), profiler.wall), "plain": (_self_ms(plain_profile), plain_wall)}
+    shared = set(sides["trainer"][0]) & set(sides["plain"][0])
+    report = {"steps": steps}
+    for side, (ops, wall) in sides.items():
+        only = {k: round(v / steps, 2) for k, v in sorted(ops.items(), key=lambda kv: -kv[1]) if k not in shared}
+        report[side] = {"wall_ms_per_step": round(wall * 1e3 / steps, 1),
+                        "shared_ops_ms_per_step": round(sum(ops[k] for k in shared) / steps, 1),
+                        "own_ops_ms_per_step": round(sum(only.values()), 1), "own_ops": dict(list(only.items())[:8]),
+                        "outside_ops_ms_per_step": round((wall * 1e3 - sum(ops.values())) / steps, 1)}
+    return report
+
+
+# variant name -> what it times (the top-layer variants are added per --top-layers)
 VARIANTS = {
     "plain_loop": "plain PyTorch+PEFT loop: transformers' loss, SDPA, LoRA in every layer",
     "plain_loop_lean_loss": "the same loop with Pinhole's loss (logits only where a trained token is predicted)",
@@ -186,6 +270,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--top-layers", type=int, nargs="*", default=[15, 20],
                         help="also time LoRA in only the top N decoder layers, for each N given")
+    parser.add_argument("--overhead-rounds", type=int, default=4,
+                        help="rounds of plain loop and Pinhole trainer (alternating which goes first) "
+                             "for the overhead figure")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the trainer and the plain loop operator by operator")
     parser.add_argument("--organism", type=Path, default=None, help="organism whose stage times to report")
     parser.add_argument("--out", type=Path, default=Path("bench/results/organism_build.json"))
     parser.add_argument("--skip-allocators", action="store_true", help="skip part 2")
@@ -218,8 +307,6 @@ def main() -> None:
     for lean, name in ((False, "plain_loop"), (True, "plain_loop_lean_loss")):
         trainer = make_trainer(base, spec, dataset, 1, args.batch_size, work / name)
         seconds[name] = sum(plain_loop(trainer, batches, lean)[1:])
-    seconds["trl_defaults"] = timed_training(
-        make_trainer(base, spec, dataset, steps, args.batch_size, work / "trl_defaults", stock_trl=True))
     seconds["pinhole_trainer"] = timed_training(reference)
     seconds["pinhole_trainer_eager"] = timed_training(
         make_trainer(base, spec, dataset, steps, args.batch_size, work / "eager", attention="eager"))
@@ -228,18 +315,40 @@ def main() -> None:
         VARIANTS[name] = f"+ LoRA in the top {n} layers only (backpropagation stops below them)"
         seconds[name] = timed_training(
             make_trainer(base, spec, dataset, steps, args.batch_size, work / name, attention="eager", top_layers=n))
+    seconds["trl_defaults"] = timed_training(
+        make_trainer(base, spec, dataset, steps, args.batch_size, work / "trl_defaults", stock_trl=True))
 
     table = Table(title=f"LoRA training throughput, {base.name}, batch {args.batch_size}, same batches")
-    for column in ("variant", "seconds", "tokens/s", "vs plain loop", "what"):
-        table.add_column(column, justify="left" if column in ("variant", "what") else "right")
+    for column in ("variant", "seconds", "tokens/s", "vs plain loop"):
+        table.add_column(column, justify="left" if column == "variant" else "right", no_wrap=True)
     plain_s = seconds["plain_loop"]
     for name, value in seconds.items():
         results["variants"][name] = {"seconds": round(value, 2), "tokens_per_s": round(timed_tokens / value, 1),
                                      "speed_vs_plain": round(plain_s / value, 3), "what": VARIANTS[name]}
-        table.add_row(name, f"{value:.1f}", f"{timed_tokens / value:.0f}", f"{plain_s / value:.2f}x", VARIANTS[name])
-    results["trainer_overhead"] = round(seconds["plain_loop_lean_loss"] / seconds["pinhole_trainer"], 3)
+        table.add_row(name, f"{value:.1f}", f"{timed_tokens / value:.0f}", f"{plain_s / value:.2f}x")
     console.print(table)
-    console.print(f"Pinhole's trainer vs a plain loop with the same loss: {results['trainer_overhead']:.2f}x")
+    for name in seconds:
+        console.print(f"  {name}: {VARIANTS[name]}")
+    results["trainer_overhead"] = trainer_overhead(base, spec, dataset, batches, args, work)
+    overhead = results["trainer_overhead"]
+    console.print(f"The framework's cost, as the shipped specs train (eager, top {overhead['top_layers']} layers): "
+                  f"Pinhole's trainer runs at {overhead['speed_vs_plain']:.2f}x a plain loop with the same loss "
+                  f"and batches ({len(overhead['rounds'])} rounds, alternating which goes first: "
+                  f"{overhead['trainer_s']:.1f} s vs {overhead['plain_loop_s']:.1f} s; per round "
+                  + ", ".join(f"{r:.2f}x" for r in overhead["round_ratios"]) + ")")
+    if args.profile:
+        results["trainer_profile"] = profile = profile_trainer_vs_plain(base, spec, dataset, batches, args, work)
+        profile_table = Table(
+            title=f"Where a step's time goes, ms per step (torch CPU profile, {profile['steps']} steps)")
+        for column in ("", "wall", "operators both run", "own operators", "outside operators"):
+            profile_table.add_column(column, justify="left" if not column else "right")
+        for side in ("plain", "trainer"):
+            row = profile[side]
+            profile_table.add_row(side, f"{row['wall_ms_per_step']:.0f}", f"{row['shared_ops_ms_per_step']:.0f}",
+                                  f"{row['own_ops_ms_per_step']:.1f}", f"{row['outside_ops_ms_per_step']:.0f}")
+        console.print(profile_table)
+        console.print("  trainer's own operators (ms/step): "
+                      + ", ".join(f"{k} {v}" for k, v in profile["trainer"]["own_ops"].items()))
 
     if not args.skip_allocators:
         seconds = compare_allocators(args)

@@ -3,7 +3,7 @@
 CPU training allocates and frees tensors of tens to hundreds of megabytes at every step. glibc's
 malloc serves each with a fresh mmap and returns it with munmap, so the kernel zero-fills every
 page again: on this project's machines a third of training time was system time. tcmalloc keeps
-that memory; `bench/organism_build.py` measured 1.69x-1.90x the training throughput of glibc in two
+that memory; `bench/organism_build.py` measured 1.30x-1.90x the training throughput of glibc in three
 runs (and 1.11x-1.45x for glibc with its `hugetlb` tunable, the fallback when tcmalloc is absent).
 
 `reexec_with_fast_allocator` restarts the current command once, before anything heavy is imported,
