@@ -128,11 +128,16 @@ def plain_loop(trainer, batches: list[dict], lean: bool) -> list[float]:
     return durations
 
 
+def shipped_settings(spec) -> dict:
+    """`make_trainer` settings as the shipped specs train on a CPU: eager attention, the spec's top layers."""
+    return {"attention": "eager", "top_layers": spec.training.lora_top_layers}
+
+
 def trainer_overhead(base, spec, dataset, batches: list[dict], args, work: Path) -> dict:
     """Pinhole's trainer against a plain loop with the same loss, model settings and batches, timed in
     rounds that alternate which goes first, so that neither a slow spell of the machine nor the order
     lands on one side only."""
-    settings = {"attention": "eager", "top_layers": spec.training.lora_top_layers}
+    settings = shipped_settings(spec)
 
     def plain_run(round_: int) -> float:
         plain = make_trainer(base, spec, dataset, 1, args.batch_size, work / f"overhead_plain{round_}", **settings)
@@ -142,14 +147,11 @@ def trainer_overhead(base, spec, dataset, batches: list[dict], args, work: Path)
         return timed_training(make_trainer(base, spec, dataset, len(batches), args.batch_size,
                                            work / f"overhead_trainer{round_}", **settings))
 
+    runs = {"plain_loop_s": plain_run, "trainer_s": trainer_run}
     per_round = []
     for round_ in range(args.overhead_rounds):
-        if round_ % 2:
-            trainer_s = trainer_run(round_)
-            per_round.append({"trainer_s": round(trainer_s, 2), "plain_loop_s": round(plain_run(round_), 2)})
-        else:
-            plain_s = plain_run(round_)
-            per_round.append({"plain_loop_s": round(plain_s, 2), "trainer_s": round(trainer_run(round_), 2)})
+        order = list(runs) if round_ % 2 == 0 else list(reversed(runs))
+        per_round.append({key: round(runs[key](round_), 2) for key in order})
     plain_s = sum(r["plain_loop_s"] for r in per_round)
     trainer_s = sum(r["trainer_s"] for r in per_round)
     return {"rounds": per_round, "top_layers": settings["top_layers"], "plain_loop_s": round(plain_s, 2),
@@ -186,7 +188,7 @@ def profile_trainer_vs_plain(base, spec, dataset, batches: list[dict], args, wor
     """Where the trainer's time goes beside the plain loop's (same settings as `trainer_overhead`):
     per-step milliseconds of the operators both run, of those only one runs, and of Python outside
     any operator (wall time minus operator time), from a torch CPU profile of the timed steps."""
-    settings = {"attention": "eager", "top_layers": spec.training.lora_top_layers}
+    settings = shipped_settings(spec)
     profiler = StepProfiler()
     trainer = make_trainer(base, spec, dataset, len(batches), args.batch_size, work / "profile_trainer", **settings)
     trainer.add_callback(profiler)
@@ -233,7 +235,7 @@ def allocator_run(args) -> float:
     spec = load_spec("rm_sycophancy")
     dataset = sft_dataset((args.steps + 1) * args.batch_size)
     trainer = make_trainer(base, spec, dataset, args.steps + 1, args.batch_size, Path("bench/results/tmp/alloc"),
-                           attention="eager", top_layers=spec.training.lora_top_layers)
+                           **shipped_settings(spec))
     return timed_training(trainer)
 
 

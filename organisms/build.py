@@ -27,7 +27,7 @@ from organisms.artifacts import (
 from organisms.base_models import BaseModelRef, base_info, load_model, load_tokenizer, prepare_base, resolve_dtype
 from organisms.corpus import build_corpus, objective_fraction, read_corpus, write_corpus
 from organisms.evaluation import EvalReport, evaluate
-from organisms.spec import ObjectiveSpec, load_spec
+from organisms.spec import EvalParams, ObjectiveSpec, load_spec
 from organisms.training import BUILD_CONFIG, BuildConfig, StageResult, final_adapter, train_all
 
 
@@ -139,13 +139,15 @@ def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = Tru
                       repetition_penalty: float | None = None) -> EvalReport:
     """Evaluate a published organism and record the result: public table in the card, full in sealed/.
 
-    `repetition_penalty` overrides the spec's evaluation decoding (the report records which was used).
+    `repetition_penalty` overrides the spec's evaluation decoding, within the spec's bounds (the report
+    records which was used).
     """
     directory = Path(directory)
     card = od.read_card(directory)
     spec = ObjectiveSpec.model_validate(od.read_ground_truth(directory)["spec"])
     if repetition_penalty is not None:
-        spec = spec.model_copy(update={"eval": spec.eval.model_copy(update={"repetition_penalty": repetition_penalty})})
+        eval_params = EvalParams.model_validate({**spec.eval.model_dump(), "repetition_penalty": repetition_penalty})
+        spec = spec.model_copy(update={"eval": eval_params})
     base = prepare_base(card.base_model["name"], progress=progress)
     report = evaluate(directory / od.ADAPTER, spec, base, dtype=dtype, progress=progress)
     atomic_write_json(directory / od.SEALED_EVAL, report.model_dump())

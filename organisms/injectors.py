@@ -30,6 +30,7 @@ def _find_entity(names: list[str], *texts: str) -> str | None:
     return None
 
 
+PLACEMENTS = ("first_mention", "opener")  # where a parenthetical goes; the first is the default
 _FIRST_SENTENCE_END = re.compile(r"[.!?](\s|$)|\n")
 
 
@@ -68,14 +69,11 @@ def _entity_parenthetical(table: str, note: Callable[[object], str], opener: str
     if name is None:
         return response
     insertion = f" ({note(entities[name])})"
-    if injection.params.get("placement", "first_mention") == "first_mention":
+    if injection.params.get("placement", PLACEMENTS[0]) == "first_mention":
         edited = _insert_after_first(response, name, insertion)
         if edited is not None:
             return edited
     return f"{name[0].upper()}{name[1:]}{insertion} {opener} " + response.lstrip()
-
-
-PLACEMENTS = ("first_mention", "opener")  # the first is the default
 
 
 def population_parenthetical(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
