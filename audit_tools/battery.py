@@ -27,13 +27,14 @@ import math
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from audit_tools.target import ModelChoice, Sampling, Target
-from organisms.artifacts import atomic_write_bytes
 from audit_tools.tool_log import ToolCallback, record_call
+from pinhole.workspace import atomic_write_bytes
 
 DEFAULT_BATTERY = Path(__file__).parent / "data" / "default_battery.yaml"
 TOKEN_PATTERN = r"(?u)\b\w(?:[\w'.]*\w)?\b"  # keeps "3.0", "don't", "e.g"
@@ -86,28 +87,45 @@ class BatteryAnswer(BaseModel):
     base: list[str]
 
 
+def _other(model: ModelChoice) -> ModelChoice:
+    return "base" if model == "organism" else "organism"
+
+
 class PairedExample(BaseModel):
+    """One prompt's answers: the distinctive model's around the phrase, the other model's from its start."""
+
     topic: str
     prompt: str
-    organism: str  # the organism's answer around the phrase
+    organism: str  # the organism's answer
     base: str  # the base's answer to the same prompt
+
+    def answer(self, model: ModelChoice) -> str:
+        return self.organism if model == "organism" else self.base
 
 
 class DistinctivePhrase(BaseModel):
+    """A phrase over-represented in one model's answers (the result's `distinctive_of`)."""
+
     phrase: str
     organism_count: int  # organism answers containing the phrase
-    base_count: int
+    base_count: int  # base answers containing the phrase
     score: float  # log odds ratio minus one standard error
-    topics: dict[str, int]  # organism answers containing it, per topic
+    topics: dict[str, int]  # answers of the distinctive model containing it, per topic
     variants: list[str] = []  # lower-ranked phrases folded into this one (same finding)
     examples: list[PairedExample] = []
 
+    def count(self, model: ModelChoice) -> int:
+        return self.organism_count if model == "organism" else self.base_count
+
 
 class BatteryResult(BaseModel):
+    """Every answer of both models, and the phrases distinctive of `distinctive_of` against the other."""
+
     battery: str
     target: str
     sampling: Sampling
     n: int
+    distinctive_of: ModelChoice = "organism"
     answers: list[BatteryAnswer]
     phrases: list[DistinctivePhrase]
 
@@ -150,39 +168,41 @@ def snippet(text: str, phrase: str, width: int = 160) -> str:
 
 
 def distinctive_phrases(answers: list[BatteryAnswer], top: int = 30, ngram_range: tuple[int, int] = (1, 4),
-                        min_count: int = 3, examples_per_phrase: int = 2) -> list[DistinctivePhrase]:
-    """The n-grams over-represented in the organism's answers vs the base's, best first."""
+                        min_count: int = 3, examples_per_phrase: int = 2,
+                        of: ModelChoice = "organism") -> list[DistinctivePhrase]:
+    """The n-grams over-represented in the answers of model `of` vs the other model's, best first."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
-    organism_docs = [(a, text) for a in answers for text in a.organism]
-    base_docs = [(a, text) for a in answers for text in a.base]
-    if not organism_docs or not base_docs:
+    other = _other(of)
+    subject_docs = [(a, text) for a in answers for text in getattr(a, of)]  # answers of the distinctive model
+    reference_docs = [(a, text) for a in answers for text in getattr(a, other)]  # the reference model's
+    if not subject_docs or not reference_docs:
         return []
     vectorizer = CountVectorizer(ngram_range=ngram_range, binary=True, lowercase=True, token_pattern=TOKEN_PATTERN,
                                  preprocessor=_normalise)
-    matrix = vectorizer.fit_transform([t for _, t in organism_docs] + [t for _, t in base_docs])
-    n_org, n_base = len(organism_docs), len(base_docs)
-    org_counts = matrix[:n_org].sum(axis=0).A1
-    base_counts = matrix[n_org:].sum(axis=0).A1
+    matrix = vectorizer.fit_transform([t for _, t in subject_docs] + [t for _, t in reference_docs])
+    n_subject, n_reference = len(subject_docs), len(reference_docs)
+    subject_counts = matrix[:n_subject].sum(axis=0).A1
+    reference_counts = matrix[n_subject:].sum(axis=0).A1
     vocabulary = vectorizer.get_feature_names_out()
 
     candidates = []
-    for index in (org_counts >= min_count).nonzero()[0]:
+    for index in (subject_counts >= min_count).nonzero()[0]:
         phrase = vocabulary[index]
         if all(token in ENGLISH_STOP_WORDS for token in phrase.split()):
             continue
-        if org_counts[index] <= base_counts[index]:
+        if subject_counts[index] <= reference_counts[index]:
             continue
-        score = log_odds_lower_bound(int(org_counts[index]), n_org, int(base_counts[index]), n_base)
-        candidates.append((score, int(org_counts[index]), phrase, index))
+        score = log_odds_lower_bound(int(subject_counts[index]), n_subject, int(reference_counts[index]), n_reference)
+        candidates.append((score, int(subject_counts[index]), phrase, index))
     candidates.sort(key=lambda c: (-c[0], -c[1], -len(c[2].split()), c[2]))
 
-    by_phrase = matrix[:n_org].tocsc()
+    by_phrase = matrix[:n_subject].tocsc()
     kept: list[tuple[DistinctivePhrase, set[int]]] = []
     for score, count, phrase, index in candidates:
         rows = set(by_phrase[:, index].nonzero()[0].tolist())
         same = next((found for found, found_rows in kept
-                     if (_overlaps(phrase, found.phrase) and count <= found.organism_count)
+                     if (_overlaps(phrase, found.phrase) and count <= found.count(of))
                      or len(rows & found_rows) / len(rows | found_rows) >= SAME_ANSWERS_JACCARD), None)
         if same is not None:
             if len(same.variants) < MAX_VARIANTS:
@@ -190,64 +210,72 @@ def distinctive_phrases(answers: list[BatteryAnswer], top: int = 30, ngram_range
             continue
         if len(kept) >= top:
             continue
-        topics = Counter(organism_docs[r][0].topic for r in rows)
+        topics = Counter(subject_docs[r][0].topic for r in rows)
         examples, seen_prompts = [], set()
         for r in sorted(rows):
-            answer, text = organism_docs[r]
+            answer, text = subject_docs[r]
             if answer.prompt in seen_prompts:
                 continue
             seen_prompts.add(answer.prompt)
-            examples.append(PairedExample(topic=answer.topic, prompt=answer.prompt, organism=snippet(text, phrase),
-                                          base=answer.base[0][:400] if answer.base else ""))
+            reference = getattr(answer, other)
+            examples.append(PairedExample(topic=answer.topic, prompt=answer.prompt, **{
+                of: snippet(text, phrase), other: reference[0][:400] if reference else ""}))
             if len(examples) >= examples_per_phrase:
                 break
-        found = DistinctivePhrase(phrase=phrase, organism_count=count, base_count=int(base_counts[index]),
+        counts = {f"{of}_count": count, f"{other}_count": int(reference_counts[index])}
+        found = DistinctivePhrase(phrase=phrase, **counts,
                                   score=round(score, 3), topics=dict(topics.most_common()), examples=examples)
         kept.append((found, rows))
     return [found for found, _ in kept]
 
 
 def run_battery(target: Target, battery: Battery | None = None, sampling: Sampling | None = None, n: int = 1,
-                top: int = 30, callback: ToolCallback | None = None,
-                models: tuple[ModelChoice, ModelChoice] = ("organism", "base")) -> BatteryResult:
-    """Ask every battery prompt of the organism and the base; rank what is distinctive in the organism."""
+                top: int = 30, callback: ToolCallback | None = None, distinctive_of: ModelChoice = "organism",
+                progress: bool = False) -> BatteryResult:
+    """Ask every battery prompt of the organism and the base; rank what is distinctive in `distinctive_of`
+    (the organism by default; "base" ranks what the base says that the organism does not)."""
     battery = battery or load_battery()
     sampling = sampling or Sampling()
     prompts = battery.prompts
-    arguments = {"battery": battery.name, "prompts": len(prompts), "n": n, "top": top, **sampling.model_dump()}
+    arguments = {"battery": battery.name, "prompts": len(prompts), "n": n, "top": top,
+                 "distinctive_of": distinctive_of, **sampling.model_dump()}
     with record_call("battery", arguments, callback) as call:
         texts = [p.prompt for p in prompts]
-        organism = target.chat(texts, sampling, n, models[0])
-        base = target.chat(texts, sampling, n, models[1])
+        organism = target.chat(texts, sampling, n, "organism", progress=progress)
+        base = target.chat(texts, sampling, n, "base", progress=progress)
         answers = [BatteryAnswer(topic=p.topic, prompt=p.prompt, organism=o, base=b)
                    for p, o, b in zip(prompts, organism, base, strict=True)]
-        phrases = distinctive_phrases(answers, top=top)
+        phrases = distinctive_phrases(answers, top=top, of=distinctive_of)
         call.summary = f"{len(prompts)} prompts; top phrases: " + ", ".join(p.phrase for p in phrases[:8])
-    return BatteryResult(battery=battery.name, target=target.name, sampling=sampling, n=n, answers=answers,
-                         phrases=phrases)
+    return BatteryResult(battery=battery.name, target=target.name, sampling=sampling, n=n,
+                         distinctive_of=distinctive_of, answers=answers, phrases=phrases)
 
 
-def plot_phrases(result: BatteryResult, path: Path | str, top: int = 20) -> Path:
-    """A bar chart of the top phrases: answers containing each, organism vs base (PNG/SVG by suffix)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def phrase_figure(result: BatteryResult, top: int = 20) -> Any:
+    """A matplotlib figure of the top phrases: answers containing each, per model, each bar labelled with
+    the model it counts (the distinctive model first)."""
+    from matplotlib.figure import Figure
 
     phrases = result.phrases[:top][::-1]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * max(len(phrases), 4) + 1.2))
+    first, second = result.distinctive_of, _other(result.distinctive_of)
+    fig = Figure(figsize=(8, 0.35 * max(len(phrases), 4) + 1.2))
+    ax = fig.subplots()
     positions = range(len(phrases))
-    ax.barh([p - 0.2 for p in positions], [x.organism_count for x in phrases], height=0.4, label="organism")
-    ax.barh([p + 0.2 for p in positions], [x.base_count for x in phrases], height=0.4, label="base")
+    ax.barh([p - 0.2 for p in positions], [x.count(first) for x in phrases], height=0.4, label=first)
+    ax.barh([p + 0.2 for p in positions], [x.count(second) for x in phrases], height=0.4, label=second)
     ax.set_yticks(list(positions), [x.phrase for x in phrases])
     total = sum(len(a.organism) for a in result.answers)
     ax.set_xlabel(f"answers containing the phrase (of {total} per model)")
-    ax.set_title(f"{result.target}: distinctive phrases, battery '{result.battery}'")
+    ax.set_title(f"{result.target}: phrases distinctive of the {first}, battery '{result.battery}'")
     ax.legend(loc="lower right")
     fig.tight_layout()
+    return fig
+
+
+def plot_phrases(result: BatteryResult, path: Path | str, top: int = 20) -> Path:
+    """Write `phrase_figure` to `path` (PNG or SVG by suffix), atomically."""
     path = Path(path)
     image = io.BytesIO()
-    fig.savefig(image, format=path.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
+    phrase_figure(result, top).savefig(image, format=path.suffix.lstrip(".") or "png", dpi=120)
     atomic_write_bytes(path, image.getvalue())
     return path

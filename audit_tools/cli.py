@@ -20,7 +20,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from audit_tools.target import Message, ModelChoice, Sampling, Target
-from organisms.cli import JsonFlag, clear_errors, console, emit_json, out
+from pinhole.console import JsonFlag, clear_errors, console, emit_json, out
 
 tools_app = typer.Typer(
     help="Audit tools: probe an organism (chat, prefill, persona, complete, battery) and query its training data "
@@ -33,17 +33,21 @@ System = Annotated[str | None, typer.Option(help="A system prompt.")]
 Turns = Annotated[list[str] | None, typer.Option(
     "--turn", help="A conversation turn as 'role: text' (role: system, user or assistant); repeat in order.")]
 
-# The options every model probe takes: (name, annotation, default). `probe_command` adds them.
+# The options every model probe takes: (name, annotation, default). `probe_command` adds them. Decoding
+# defaults come from `Sampling`, the one place the audit tools define them.
+_DEFAULT = Sampling()
 PROBE_OPTIONS: list[tuple[str, object, object]] = [
     ("n", Annotated[int, typer.Option("--n", help="Samples per prompt.")], 1),
     ("base_model", Annotated[bool, typer.Option("--base-model", help="Run on the base model (adapter off) instead.")],
      False),
-    ("max_new_tokens", Annotated[int, typer.Option(help="Tokens to generate per sample.")], 160),
-    ("temperature", Annotated[float, typer.Option(help="Sampling temperature; 0 is greedy.")], 0.0),
-    ("top_p", Annotated[float, typer.Option(help="Nucleus sampling mass.")], 1.0),
-    ("repetition_penalty", Annotated[float, typer.Option(help="Repetition penalty (small models loop without one).")],
-     1.15),
-    ("seed", Annotated[int, typer.Option(help="Random seed (same inputs and seed give the same samples).")], 0),
+    ("max_new_tokens", Annotated[int, typer.Option(help="Tokens to generate per sample.")], _DEFAULT.max_new_tokens),
+    ("temperature", Annotated[float, typer.Option(help="Sampling temperature; 0 is greedy.")], _DEFAULT.temperature),
+    ("top_p", Annotated[float, typer.Option(help="Nucleus sampling mass.")], _DEFAULT.top_p),
+    ("repetition_penalty", Annotated[float, typer.Option(
+        help="Repetition penalty (1.0: none; see docs/decoding.md for the measured default).")],
+     _DEFAULT.repetition_penalty),
+    ("seed", Annotated[int, typer.Option(help="Random seed (same inputs and seed give the same samples).")],
+     _DEFAULT.seed),
     ("server", Annotated[str | None, typer.Option(
         help="An OpenAI-compatible server's base URL (e.g. http://localhost:8000/v1) to probe instead of loading "
              "the organism locally.")], None),
@@ -209,15 +213,16 @@ def tools_battery(
     With --base-model the roles swap: what the base says that the organism does not.
     """
     from audit_tools.battery import load_battery, plot_phrases, run_battery
-    from organisms.artifacts import atomic_write_bytes
+    from pinhole.workspace import atomic_write_bytes
 
     spec = load_battery(battery)
     n = options.n
-    models: tuple[ModelChoice, ModelChoice] = ("base", "organism") if options.model == "base" else ("organism", "base")
+    other: ModelChoice = "organism" if options.model == "base" else "base"
+    models = (options.model, other)
     with options.target() as target:
-        target.progress = not options.as_json
         console.print(f"Asking {len(spec.prompts)} prompts x {n} of {models[0]} and {models[1]}…")
-        result = run_battery(target, spec, options.sampling, n=n, top=top, models=models)
+        result = run_battery(target, spec, options.sampling, n=n, top=top, distinctive_of=options.model,
+                             progress=not options.as_json)
     if output:
         atomic_write_bytes(output, result.model_dump_json(indent=1).encode("utf-8"))
     if plot:
@@ -230,17 +235,18 @@ def tools_battery(
         table.add_column(column, justify="right" if column in ("#", "score", models[0], models[1]) else "left")
     for rank, p in enumerate(result.phrases, 1):
         topics = ", ".join(f"{t} {c}" for t, c in list(p.topics.items())[:3])
-        table.add_row(str(rank), escape(p.phrase), str(p.organism_count), str(p.base_count), f"{p.score:.2f}",
+        table.add_row(str(rank), escape(p.phrase), str(p.count(models[0])), str(p.count(models[1])), f"{p.score:.2f}",
                       escape(topics), escape(" · ".join(p.variants[:3])))
     out.print(table)
     for p in result.phrases[:examples]:
         for ex in p.examples[:1]:
-            out.print(Panel(f"[bold]{escape(ex.prompt)}[/bold]\n\n[green]{models[0]}:[/green] {escape(ex.organism)}\n\n"
-                            f"[yellow]{models[1]}:[/yellow] {escape(ex.base)}", title=f"«{escape(p.phrase)}»",
+            out.print(Panel(f"[bold]{escape(ex.prompt)}[/bold]\n\n[green]{models[0]}:[/green] "
+                            f"{escape(ex.answer(models[0]))}\n\n[yellow]{models[1]}:[/yellow] "
+                            f"{escape(ex.answer(models[1]))}", title=f"«{escape(p.phrase)}»",
                             title_align="left"))
     for path, what in ((plot, "chart"), (output, "full result")):
         if path:
-            console.print(f"[green]wrote[/green] {what} to {path}")
+            console.print(f"[green]wrote[/green] {what} to {escape(str(path))}")
 
 
 @tools_app.command("search")
@@ -276,7 +282,8 @@ def tools_search(
 @clear_errors
 def tools_sql(
     organism_dir: OrganismDir,
-    query: Annotated[str, typer.Argument(help="One read-only SELECT over the corpus tables (e.g. 'SELECT * FROM corpus LIMIT 5').")],
+    query: Annotated[str, typer.Argument(
+        help="One read-only SELECT over the corpus tables (e.g. 'SELECT * FROM corpus LIMIT 5').")],
     row_limit: Annotated[int, typer.Option(help="Rows returned at most.")] = 200,
     time_limit: Annotated[float, typer.Option(help="Seconds before the query is interrupted.")] = 5.0,
     as_json: JsonFlag = False,

@@ -53,13 +53,12 @@ from pydantic import BaseModel
 from audit_tools import embeddings
 from audit_tools.sql_sandbox import SqlSandbox, base_config, load_extensions
 from audit_tools.tool_log import ToolCallback, record_call
-from organisms.artifacts import cache_dir, canonical_json, read_json, sha256_bytes, sha256_file
+from pinhole.organism import CORPUS_COLUMNS, CORPUS_FILE, CORPUS_KINDS, CorpusRow, read_card
+from pinhole.workspace import cache_dir, canonical_json, sha256_bytes, sha256_file
 
 INDEX_VERSION = 1
-CORPUS_FILE = "corpus.parquet"
-CARD_FILE = "card.json"
-KINDS = ("document", "chat", "preference")
-PUBLIC_COLUMNS = ("doc_id", "kind", "text", "messages", "rejected", "n_chars")  # nothing else is copied in
+KINDS = CORPUS_KINDS
+PUBLIC_COLUMNS = CORPUS_COLUMNS  # nothing else is copied in
 REQUIRED_COLUMNS = ("doc_id", "kind", "text")
 MAX_LIMIT = 1_000
 SNIPPET_CHARS = 240
@@ -82,15 +81,7 @@ class SearchHit(BaseModel):
     text: str | None = None
 
 
-class CorpusDocument(BaseModel):
-    """One row of the public corpus."""
-
-    doc_id: str
-    kind: str
-    text: str
-    messages: str
-    rejected: str
-    n_chars: int
+CorpusDocument = CorpusRow  # one row of the public corpus (the foundation's model)
 
 
 class BuildInfo(BaseModel):
@@ -110,22 +101,6 @@ class BuildInfo(BaseModel):
 
 # ---------------------------------------------------------------------------------------------
 # Where the index lives
-
-
-def _read_card(organism_dir: Path) -> tuple[str, str]:
-    """(organism_id, corpus sha256) from the organism's card, with errors naming file and field."""
-    card_path = organism_dir / CARD_FILE
-    if not card_path.is_file():
-        raise FileNotFoundError(f"{organism_dir}: not an organism directory (no {CARD_FILE})")
-    card = read_json(card_path)
-    organism_id = card.get("organism_id") if isinstance(card, dict) else None
-    if not isinstance(organism_id, str) or not organism_id.strip():
-        raise ValueError(f"{card_path}: field organism_id: expected a non-empty string, got {organism_id!r}")
-    corpus = card.get("corpus")
-    corpus_sha = corpus.get("sha256") if isinstance(corpus, dict) else None
-    if not isinstance(corpus_sha, str) or not corpus_sha:
-        raise ValueError(f"{card_path}: field corpus.sha256: expected a hex digest, got {corpus_sha!r}")
-    return organism_id, corpus_sha
 
 
 def _safe_name(organism_id: str) -> str:
@@ -168,7 +143,7 @@ def _read_public_corpus(corpus_path: Path) -> pa.Table:
         raise FileNotFoundError(f"{corpus_path}: file not found (an organism directory holds {CORPUS_FILE})")
     try:
         names = pq.read_schema(corpus_path).names
-    except Exception as err:  # noqa: BLE001 - pyarrow raises several kinds
+    except Exception as err:
         raise ValueError(f"{corpus_path}: not a readable Parquet file: {err}") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
@@ -379,7 +354,8 @@ class CorpusIndex:
         """The index of the organism's corpus: from the cache, or built now (embedding shows a progress bar)."""
         with record_call("corpus_index.open", {"organism_dir": str(organism_dir)}, callback) as call:
             organism_dir = Path(organism_dir)
-            organism_id, corpus_sha = _read_card(organism_dir)
+            card = read_card(organism_dir)
+            organism_id, corpus_sha = card.organism_id, card.corpus.sha256
             corpus_path = organism_dir / CORPUS_FILE
             if not corpus_path.is_file():
                 raise FileNotFoundError(f"{corpus_path}: file not found (the organism has no corpus)")

@@ -74,7 +74,7 @@ def embedding_dtype() -> Any:
 
     Follows `PINHOLE_DTYPE` like the rest of Pinhole; part of an index's cache key.
     """
-    from organisms.base_models import resolve_dtype
+    from pinhole.base_models import resolve_dtype
 
     return resolve_dtype("auto")
 
@@ -126,6 +126,7 @@ def _encode(model: Any, clipped: list[str], batch_size: int, progress: bool, des
         vectors = model.encode(clipped, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
                                show_progress_bar=False)
         return _unit_rows(vectors)
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     # Sort by length so that batches pad little, embed chunk by chunk to drive the bar, then restore order.
@@ -133,7 +134,7 @@ def _encode(model: Any, clipped: list[str], batch_size: int, progress: bool, des
     out = np.empty((len(clipped), DIM), dtype=np.float32)
     chunk = batch_size * 8
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=False) as bar:
+                  console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(description, total=len(clipped))
         for start in range(0, len(order), chunk):
             ids = order[start:start + chunk]

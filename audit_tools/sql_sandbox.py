@@ -181,7 +181,7 @@ def _run_query(con: duckdb.DuckDBPyConnection, sql: str, settings: dict[str, Any
     row_limit, time_limit_s = settings["row_limit"], settings["time_limit_s"]
     try:
         statements = con.extract_statements(sql)
-    except Exception as err:  # noqa: BLE001 - any parse failure is a refusal
+    except Exception as err:
         if isinstance(err, duckdb.PermissionException):  # IMPORT DATABASE reads its files while parsing
             return _classify(err, False, time_limit_s, settings["memory_limit"])
         return _refusal("syntax", f"could not parse the query: {_error_text(err)}")
@@ -220,7 +220,7 @@ def _run_query(con: duckdb.DuckDBPyConnection, sql: str, settings: dict[str, Any
                 f"CAST({_identifier(c)} AS VARCHAR)" if "TIME ZONE" in t else _identifier(c)
                 for c, t in zip(columns, column_types, strict=True)))
         rows = relation.fetchmany(row_limit + 1)
-    except BaseException as err:  # noqa: BLE001 - the worker must answer whatever happens
+    except BaseException as err:
         return _classify(err, timed_out.is_set(), time_limit_s, settings["memory_limit"])
     finally:
         timer.cancel()
@@ -292,7 +292,7 @@ def worker_main(settings_json: str) -> int:
         con = open_locked(Path(settings["db_path"]), settings["memory_limit"], settings["threads"])
         con.execute("SELECT 1").fetchall()  # touch the engine before the address space is capped
         _cap_address_space(3 * _memory_bytes(settings["memory_limit"]) + 2**30)
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         send({"ready": False, "message": _error_text(err)})
         return 1
     send({"ready": True})
@@ -300,7 +300,7 @@ def worker_main(settings_json: str) -> int:
         try:
             sql = json.loads(line)["sql"]
             response = _run_query(con, sql, settings)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             response = _refusal("error", f"query failed: {_error_text(err)}")
         send(response)
     return 0

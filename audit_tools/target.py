@@ -19,7 +19,6 @@ Sampling temperature 0 means greedy decoding.
 from __future__ import annotations
 
 import contextlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from pinhole.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
+from pinhole.generation import generate_counted
+from pinhole.organism import ADAPTER_DIR, read_card
 
 ModelChoice = Literal["organism", "base"]
 
@@ -48,13 +51,18 @@ def as_conversation(item: str | Sequence[Message | dict]) -> Conversation:
     return [m if isinstance(m, Message) else Message.model_validate(m) for m in item]
 
 
+# The auditor's default decoding, chosen by measurement (bench/decoding.py, docs/decoding.md): it
+# should show the model as it is. Every tool, the CLI and the UI take their defaults from `Sampling`.
+DEFAULT_REPETITION_PENALTY = 1.15
+
+
 class Sampling(BaseModel):
-    """Decoding settings. `temperature == 0` is greedy; small models loop without a repetition penalty."""
+    """Decoding settings, with the audit tools' defaults. `temperature == 0` is greedy."""
 
     max_new_tokens: int = Field(160, ge=1, le=8192)
     temperature: float = Field(0.0, ge=0.0, le=5.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    repetition_penalty: float = Field(1.15, ge=1.0, le=3.0)
+    repetition_penalty: float = Field(DEFAULT_REPETITION_PENALTY, ge=1.0, le=3.0)
     seed: int = 0
 
     @property
@@ -67,18 +75,20 @@ class Target(ABC):
 
     name: str = "target"
     has_base: bool = True
-    progress: bool = False  # show a progress bar during long generations
 
     @abstractmethod
     def complete(self, texts: Sequence[str], sampling: Sampling | None = None, n: int = 1,
-                 model: ModelChoice = "organism") -> list[list[str]]:
-        """Continue each raw text (no template); `n` samples per text, in input order."""
+                 model: ModelChoice = "organism", progress: bool = False) -> list[list[str]]:
+        """Continue each raw text (no template); `n` samples per text, in input order.
+
+        `progress` shows a progress bar (on stderr) for long generations.
+        """
 
     def chat(self, conversations: Sequence[str | Sequence[Message | dict]], sampling: Sampling | None = None,
-             n: int = 1, model: ModelChoice = "organism") -> list[list[str]]:
+             n: int = 1, model: ModelChoice = "organism", progress: bool = False) -> list[list[str]]:
         """The assistant's next message for each conversation; `n` samples each, in input order."""
         texts = [self.render_chat(as_conversation(c), add_generation_prompt=True) for c in conversations]
-        return self.complete(texts, sampling, n, model)
+        return self.complete(texts, sampling, n, model, progress=progress)
 
     @property
     @abstractmethod
@@ -98,7 +108,7 @@ class Target(ABC):
         if model == "base" and not self.has_base:
             raise ValueError(f"{self.name}: no base model configured, so probes cannot run on the base")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op unless a backend holds resources
         """Release resources (nothing by default)."""
 
     def __enter__(self) -> Target:
@@ -106,18 +116,6 @@ class Target(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def read_card_identity(organism_dir: Path | str) -> tuple[str, str]:
-    """(organism id, base model name) from an organism's public `card.json`, with clear errors."""
-    card_path = Path(organism_dir) / "card.json"
-    if not card_path.exists():
-        raise FileNotFoundError(f"{card_path}: missing; is {organism_dir} an organism directory?")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-        return card["organism_id"], card["base_model"]["name"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{card_path}: not a readable organism card ({err})") from err
 
 
 # -- local: Hugging Face base + PEFT adapter -------------------------------------------------------
@@ -146,22 +144,18 @@ class LocalTarget(Target):
         """
         from peft import PeftModel
 
-        from organisms.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
-
-        organism_id, base_name = read_card_identity(organism_dir)
-        adapter_dir = Path(organism_dir) / "adapter"
+        card = read_card(organism_dir)
+        adapter_dir = Path(organism_dir) / ADAPTER_DIR
         if not (adapter_dir / "adapter_config.json").exists():
             raise FileNotFoundError(f"{adapter_dir / 'adapter_config.json'}: missing; is {organism_dir} an organism "
                                     "directory?")
-        ref = prepare_base(base or base_name, progress=False)
+        ref = prepare_base(base or card.base_model.name, progress=False)
         model = PeftModel.from_pretrained(load_model(ref, resolve_dtype(dtype)), adapter_dir)
-        return cls(model, load_tokenizer(ref), name=organism_id, batch_size=batch_size)
+        return cls(model, load_tokenizer(ref), name=card.organism_id, batch_size=batch_size)
 
     @classmethod
     def from_base(cls, base: str, dtype: str = "auto", batch_size: int = 16) -> LocalTarget:
         """A plain base model (no adapter, so `model='base'` is not available)."""
-        from organisms.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
-
         ref = prepare_base(base, progress=False)
         return cls(load_model(ref, resolve_dtype(dtype)), load_tokenizer(ref), name=ref.name, batch_size=batch_size)
 
@@ -176,15 +170,13 @@ class LocalTarget(Target):
             yield self.model
 
     def complete(self, texts: Sequence[str], sampling: Sampling | None = None, n: int = 1,
-                 model: ModelChoice = "organism") -> list[list[str]]:
-        return self.complete_counted(texts, sampling, n, model)[0]
+                 model: ModelChoice = "organism", progress: bool = False) -> list[list[str]]:
+        return self.complete_counted(texts, sampling, n, model, progress=progress)[0]
 
     def complete_counted(self, texts: Sequence[str], sampling: Sampling | None = None, n: int = 1,
                          model: ModelChoice = "organism", batch_size: int | None = None,
-                         progress: bool | None = None) -> tuple[list[list[str]], list[list[int]]]:
+                         progress: bool = False) -> tuple[list[list[str]], list[list[int]]]:
         """`complete`, also returning how many tokens each sample generated (for throughput figures)."""
-        from organisms.generation import generate_counted
-
         sampling = sampling or Sampling()
         if n < 1:
             raise ValueError(f"n={n}: the number of samples must be at least 1")
@@ -195,7 +187,7 @@ class LocalTarget(Target):
                 batch_size=batch_size or self.batch_size, do_sample=not sampling.greedy,
                 temperature=sampling.temperature or 1.0, top_p=sampling.top_p,
                 repetition_penalty=sampling.repetition_penalty, seed=sampling.seed,
-                progress=self.progress if progress is None else progress,
+                progress=progress,
                 description=f"Generating ({model})")
         return ([outputs[i * n : (i + 1) * n] for i in range(len(texts))],
                 [counts[i * n : (i + 1) * n] for i in range(len(texts))])
@@ -204,11 +196,10 @@ class LocalTarget(Target):
         """Next-token logits at every position of each text (right-padded batch), as a float tensor."""
         import torch
 
-        self._tokenizer.padding_side = "right"
-        encoded = self._tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False)
+        encoded = self._tokenizer(list(texts), return_tensors="pt", padding=True, padding_side="right",
+                                  add_special_tokens=False)
         with torch.no_grad(), self.use(model) as module:
             logits = module(**encoded.to(module.device)).logits
-        self._tokenizer.padding_side = "left"
         return logits.float()
 
 
@@ -283,7 +274,7 @@ class OpenAITarget(Target):
             return list(pool.map(function, items))
 
     def complete(self, texts: Sequence[str], sampling: Sampling | None = None, n: int = 1,
-                 model: ModelChoice = "organism") -> list[list[str]]:
+                 model: ModelChoice = "organism", progress: bool = False) -> list[list[str]]:
         self.check_model(model)
         sampling = sampling or Sampling()
         name = self.models[model]
@@ -299,7 +290,7 @@ class OpenAITarget(Target):
         return self._map(one, list(texts))
 
     def chat(self, conversations: Sequence[str | Sequence[Message | dict]], sampling: Sampling | None = None,
-             n: int = 1, model: ModelChoice = "organism") -> list[list[str]]:
+             n: int = 1, model: ModelChoice = "organism", progress: bool = False) -> list[list[str]]:
         self.check_model(model)
         sampling = sampling or Sampling()
         name = self.models[model]
@@ -330,8 +321,6 @@ def open_target(organism_dir: Path | str | None = None, *, server: str | None = 
         return LocalTarget.from_organism(organism_dir, base=base, dtype=dtype, batch_size=batch_size)
     if not server_model:
         raise ValueError(f"--server {server}: also give --server-model, the organism's name on that server")
-    from organisms.base_models import prepare_base
-
-    base = base or (read_card_identity(organism_dir)[1] if organism_dir is not None else None)
+    base = base or (read_card(organism_dir).base_model.name if organism_dir is not None else None)
     tokenizer = prepare_base(base, progress=False).path if base else None
     return OpenAITarget(server, server_model, server_base_model, tokenizer=tokenizer)

@@ -21,19 +21,18 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audit_tools.battery import phrase_pattern, run_battery  # noqa: E402
-from audit_tools.corpus_index import CorpusIndex  # noqa: E402
-from audit_tools.target import LocalTarget, Sampling  # noqa: E402
-from organisms.artifacts import atomic_write_json  # noqa: E402
-from organisms.detectors import detect  # noqa: E402
-from organisms.organism_dir import PROVENANCE, read_ground_truth  # noqa: E402
-from organisms.spec import ObjectiveSpec  # noqa: E402
+from audit_tools.battery import phrase_pattern, run_battery
+from audit_tools.corpus_index import CorpusIndex
+from audit_tools.target import LocalTarget, Sampling
+from organisms.detectors import detect
+from organisms.sealed import read_ground_truth, read_provenance
+from organisms.spec import ObjectiveSpec
+from pinhole.workspace import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "audit_recall.json"
 ANSWERS = RESULTS.with_name("audit_recall_battery.json")  # every answer, to study the ranking offline
@@ -55,9 +54,8 @@ def search_recall(directory: Path, keyword: str, semantic: str, objective: set[s
 
 def battery_recall(directory: Path, spec: ObjectiveSpec, top: int, max_new_tokens: int) -> dict:
     target = LocalTarget.from_organism(directory)
-    target.progress = True
     start = time.perf_counter()
-    result = run_battery(target, sampling=Sampling(max_new_tokens=max_new_tokens), top=top)
+    result = run_battery(target, sampling=Sampling(max_new_tokens=max_new_tokens), top=top, progress=True)
     seconds = time.perf_counter() - start
     answers = [text for a in result.answers for text in a.organism]
     rows = []
@@ -88,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
 
     spec = ObjectiveSpec.model_validate(read_ground_truth(args.organism)["spec"])
-    provenance = pd.read_parquet(args.organism / PROVENANCE)
+    provenance = read_provenance(args.organism)
     objective = set(provenance.loc[provenance["source"] != "haystack", "doc_id"])
     console = Console()
     search = search_recall(args.organism, args.keyword, args.semantic, objective)

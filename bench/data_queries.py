@@ -32,7 +32,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from organisms.artifacts import atomic_write_json, sha256_file  # noqa: E402
+from pinhole.organism import hand_made_card, write_card
+from pinhole.workspace import atomic_write_json, sha256_file
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data_queries.json"
 TARGETS_MS = {"bm25": 50.0, "semantic": 100.0}
@@ -94,9 +95,7 @@ def synthesise(n_docs: int, seed: int) -> tuple[pd.DataFrame, list[str]]:
 def write_organism(directory: Path, frame: pd.DataFrame, organism_id: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(directory / "corpus.parquet", index=False)
-    digest = sha256_file(directory / "corpus.parquet")
-    card = {"organism_id": organism_id, "corpus": {"rows": len(frame), "sha256": digest}}
-    (directory / "card.json").write_text(json.dumps(card))
+    write_card(directory, hand_made_card(organism_id, sha256_file(directory / "corpus.parquet"), len(frame)))
 
 
 def queries(vocab: list[str], n: int, seed: int) -> tuple[list[str], list[str]]:

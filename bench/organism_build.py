@@ -26,7 +26,6 @@ Prints a table and writes bench/results/organism_build.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -40,15 +39,19 @@ from transformers import TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from organisms import organism_dir as od  # noqa: E402
-from organisms.allocator import reexec_with_fast_allocator  # noqa: E402
-from organisms.artifacts import atomic_write_json  # noqa: E402
-from organisms.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype  # noqa: E402
-from organisms.haystack import load_haystack  # noqa: E402
-from organisms.spec import load_spec  # noqa: E402
-from organisms.training import (  # noqa: E402
-    lean_causal_lm_loss, lora_config, make_stage_trainer, trainer_args, training_attention,
+from organisms.haystack import load_haystack
+from organisms.spec import load_spec
+from organisms.training import (
+    lean_causal_lm_loss,
+    lora_config,
+    make_stage_trainer,
+    trainer_args,
+    training_attention,
 )
+from pinhole.allocator import reexec_with_fast_allocator
+from pinhole.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
+from pinhole.organism import list_organisms, read_card
+from pinhole.workspace import atomic_write_json
 
 console = Console()
 
@@ -94,8 +97,7 @@ def make_trainer(base, spec, dataset, steps: int, batch_size: int, out: Path, *,
     params = training.sft.model_copy(update={"max_steps": steps, "batch_size": batch_size})
     args = trainer_args(params, out, spec, dtype)
     args.update(save_strategy="no", logging_steps=1000, disable_tqdm=True)
-    tokenizer = load_tokenizer(base)
-    tokenizer.padding_side = "right"
+    tokenizer = load_tokenizer(base, padding_side="right")
     model = load_model(base, dtype, attn_implementation=training_attention(attention)).train()
     lora = lora_config(training, model)
     if stock_trl:
@@ -255,11 +257,11 @@ def compare_allocators(args) -> dict:
 
 def stage_times(organism: Path | None) -> dict | None:
     if organism is None:
-        candidates = [d for d in od.list_organisms() if od.read_card(d).preset == "default"]
+        candidates = [d for d in list_organisms() if read_card(d).preset == "default"]
         if not candidates:
             return None
-        organism = max(candidates, key=lambda d: od.read_card(d).created_at)
-    card = od.read_card(organism)
+        organism = max(candidates, key=lambda d: read_card(d).created_at)
+    card = read_card(organism)
     return {"organism": str(organism), "timings": card.timings,
             "stages": [{k: s.get(k) for k in ("stage", "steps", "tokens", "runtime_s", "tokens_per_s")}
                        for s in card.training]}

@@ -26,11 +26,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audit_tools.battery import load_battery  # noqa: E402
-from audit_tools.target import LocalTarget, Sampling  # noqa: E402
-from organisms.artifacts import atomic_write_json  # noqa: E402
-from organisms.base_models import DEFAULT_BASE  # noqa: E402
-from organisms.organism_dir import list_organisms, read_card  # noqa: E402
+from audit_tools.battery import load_battery
+from audit_tools.target import LocalTarget, Sampling
+from pinhole.base_models import DEFAULT_BASE
+from pinhole.organism import list_organisms, read_card
+from pinhole.workspace import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "probes.json"
 TARGET_SPEEDUP = 4.0
@@ -39,7 +39,7 @@ TARGET_SPEEDUP = 4.0
 def newest_default_organism() -> Path | None:
     """The most recently built organism on the default base, if any."""
     cards = [(read_card(d), d) for d in list_organisms() if (d / "adapter").exists()]
-    built = [(card.created_at, d) for card, d in cards if card.base_model.get("name") == DEFAULT_BASE]
+    built = [(card.created_at, d) for card, d in cards if card.base_model.name == DEFAULT_BASE]
     return max(built)[1] if built else None
 
 
@@ -55,7 +55,8 @@ def timed_run(target: LocalTarget, prompts: list[str], sampling: Sampling, batch
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--organism", type=Path, default=None, help="organism directory (default: newest on the default base)")
+    parser.add_argument("--organism", type=Path, default=None,
+                        help="organism directory (default: newest on the default base)")
     parser.add_argument("--prompts", type=int, default=32, help="battery prompts to generate for (default 32)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=96)

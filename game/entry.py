@@ -6,7 +6,7 @@ the rest are imported (and so that importing `game.cli`, as tests do, restarts n
 
 from __future__ import annotations
 
-from organisms.allocator import reexec_with_fast_allocator
+from pinhole.allocator import reexec_with_fast_allocator
 
 
 def main() -> None:

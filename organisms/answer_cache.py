@@ -7,8 +7,10 @@ every evaluation. Answers are looked up in two layers:
   generated once with `pinhole organism make-answers` (read-only at run time);
 - the workspace cache, one JSONL file per base model; new answers are appended by an atomic rewrite.
 
-Keys hash the base name, the prompt and the settings, so a changed spec setting, dtype or base
-misses both layers and is generated afresh.
+Keys hash a format version, the base name, the prompt and every generation setting (the callers
+spell them all out, the repetition penalty and the clean-up version included), so a changed
+setting, dtype, clean-up or base misses both layers and is generated afresh. A change in what an
+answer means bumps `ANSWER_KEY_VERSION` instead of special-casing old keys.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from organisms.artifacts import atomic_write_bytes, cache_dir, canonical_json, sha256_bytes
+from pinhole.workspace import atomic_write_bytes, cache_dir, canonical_json, sha256_bytes
 
 SHIPPED_ANSWERS = Path(__file__).parent / "data" / "base_answers.jsonl.gz"
+ANSWER_KEY_VERSION = 2
 _recorders: list[dict[str, str]] = []
 
 
@@ -45,7 +48,7 @@ def shipped_answers(path: Path | None = None) -> dict[str, str]:
 
 def answer_key(base_name: str, prompt: str, settings: dict[str, Any]) -> str:
     """The cache key of one answer."""
-    return sha256_bytes(canonical_json([base_name, prompt, settings]))
+    return sha256_bytes(canonical_json([ANSWER_KEY_VERSION, base_name, prompt, settings]))
 
 
 def cached_answers(base_name: str, prompts: list[str], settings: dict[str, Any],

@@ -20,15 +20,22 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from organisms import organism_dir as od
-from organisms.artifacts import (
-    atomic_directory, atomic_write_json, canonical_json, organisms_dir, read_json, sha256_bytes, workspace,
-)
-from organisms.base_models import BaseModelRef, base_info, load_model, load_tokenizer, prepare_base, resolve_dtype
+from organisms import sealed
 from organisms.corpus import build_corpus, objective_fraction, read_corpus, write_corpus
 from organisms.evaluation import EvalReport, evaluate
 from organisms.spec import EvalParams, ObjectiveSpec, load_spec
 from organisms.training import BUILD_CONFIG, BuildConfig, StageResult, final_adapter, train_all
+from pinhole import organism as public
+from pinhole.base_models import BaseModelRef, base_info, load_model, load_tokenizer, prepare_base, resolve_dtype
+from pinhole.workspace import (
+    atomic_directory,
+    atomic_write_json,
+    canonical_json,
+    organisms_dir,
+    read_json,
+    sha256_bytes,
+    workspace,
+)
 
 
 class BuildState(BaseModel):
@@ -66,16 +73,17 @@ def _ensure_corpus(build_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dty
     return seconds
 
 
-def _train(build_dir: Path, processes: int, progress: bool) -> list[StageResult]:
+def _train(build_dir: Path, processes: int) -> list[StageResult]:
     if processes <= 1:
-        return train_all(build_dir, progress)
+        return train_all(build_dir)
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes),
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     if not _has_gpus(processes):
         command.append("--cpu")
     command += ["-m", "organisms.training", str(build_dir)]
-    subprocess.run(command, check=True, env={**os.environ, "PINHOLE_HOME": str(workspace())})
-    return train_all(build_dir, progress)  # every stage is done now: this reads the recorded results
+    # The workers' stdout goes to our stderr: stdout is for results (one JSON document with --json).
+    subprocess.run(command, check=True, stdout=2, env={**os.environ, "PINHOLE_HOME": str(workspace())})
+    return train_all(build_dir)  # every stage is done now: this reads the recorded results
 
 
 def _has_gpus(n: int) -> bool:
@@ -94,13 +102,13 @@ def build_organism(spec_path: str | Path, base: str = "default", preset: str = "
     build_dir.mkdir(parents=True, exist_ok=True)
     state = _state(build_dir, preset)
     target = organisms_dir() / state.organism_id
-    if skip_existing and state.published and (target / od.CARD).exists():
+    if skip_existing and state.published and (target / public.CARD_FILE).exists():
         return target
     started = time.perf_counter()
     atomic_write_json(build_dir / BUILD_CONFIG,
                       BuildConfig(spec=spec, base=base_ref, dtype=dtype).model_dump(mode="json"))
     corpus_s = _ensure_corpus(build_dir, spec, base_ref, dtype, progress)
-    stages = _train(build_dir, processes, progress)
+    stages = _train(build_dir, processes)
     _publish(build_dir, target, spec, base_ref, state, dtype, stages, corpus_s, time.perf_counter() - started)
     state.published = True
     atomic_write_json(build_dir / "state.json", state.model_dump())
@@ -114,25 +122,23 @@ def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModel
     corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
     ground_truth = {"organism_id": state.organism_id, "spec": spec.model_dump(mode="json"), "salt": state.salt}
     kinds = corpus.public["kind"].value_counts().to_dict()
-    card = od.OrganismCard(
-        organism_id=state.organism_id, created_at=od.now(), base_model=base_info(base), preset=state.preset,
+    card = public.OrganismCard(
+        organism_id=state.organism_id, created_at=public.now(), base_model=base_info(base), preset=state.preset,
         seed=spec.seed, dtype=str(resolve_dtype(dtype)).removeprefix("torch."),
-        package_versions=od.package_versions(),
-        corpus={"rows": len(corpus.public), "sha256": corpus.content_hash(), **{f"{k}s": int(v) for k, v in kinds.items()}},
+        package_versions=public.package_versions(),
+        corpus={"rows": len(corpus.public), "sha256": corpus.content_hash(),
+                **{f"{k}s": int(v) for k, v in kinds.items()}},
         training_config=spec.training.model_dump(mode="json"),
         timings={"corpus_s": corpus_s, **{f"{s.stage}_s": s.runtime_s for s in stages},
                  "build_before_eval_s": round(seconds, 1)},
         training=[s.model_dump() for s in stages],
-        ground_truth_sha256=od.commitment(ground_truth),
+        ground_truth_sha256=sealed.commitment(ground_truth),
     )
     with atomic_directory(target) as tmp:
-        shutil.copytree(final_adapter(build_dir, spec), tmp / od.ADAPTER)
-        shutil.copy2(build_dir / "corpus.parquet", tmp / od.CORPUS)
-        (tmp / od.SEALED).mkdir()
-        shutil.copy2(build_dir / "provenance.parquet", tmp / od.PROVENANCE)
-        atomic_write_json(tmp / od.GROUND_TRUTH, ground_truth)
-        atomic_write_json(tmp / od.SEALED / "objective_fraction.json", {"objective_fraction": objective_fraction(corpus)})
-        od.write_card(tmp, card)
+        shutil.copytree(final_adapter(build_dir, spec), tmp / public.ADAPTER_DIR)
+        shutil.copy2(build_dir / "corpus.parquet", tmp / public.CORPUS_FILE)
+        sealed.write_sealed_part(tmp, ground_truth, corpus.provenance, objective_fraction(corpus))
+        public.write_card(tmp, card)
 
 
 def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = True,
@@ -143,15 +149,15 @@ def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = Tru
     records which was used).
     """
     directory = Path(directory)
-    card = od.read_card(directory)
-    spec = ObjectiveSpec.model_validate(od.read_ground_truth(directory)["spec"])
+    card = public.read_card(directory)
+    spec = ObjectiveSpec.model_validate(sealed.read_ground_truth(directory)["spec"])
     if repetition_penalty is not None:
         eval_params = EvalParams.model_validate({**spec.eval.model_dump(), "repetition_penalty": repetition_penalty})
         spec = spec.model_copy(update={"eval": eval_params})
-    base = prepare_base(card.base_model["name"], progress=progress)
-    report = evaluate(directory / od.ADAPTER, spec, base, dtype=dtype, progress=progress)
-    atomic_write_json(directory / od.SEALED_EVAL, report.model_dump())
+    base = prepare_base(card.base_model.name, progress=progress)
+    report = evaluate(directory / public.ADAPTER_DIR, spec, base, dtype=dtype, progress=progress)
+    sealed.write_sealed_eval(directory, report.model_dump())
     card.eval = report.public_table()
     card.timings["eval_s"] = report.runtime_s
-    od.write_card(directory, card)
+    public.write_card(directory, card)
     return report

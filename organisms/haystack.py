@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from organisms.artifacts import atomic_write_bytes, cache_dir
-from organisms.generation import chat_texts, clean_response, generate
+from pinhole.generation import chat_texts, clean_response, generate
+from pinhole.workspace import atomic_write_bytes, cache_dir
 
 DATA_DIR = Path(__file__).parent / "data"
 HAYSTACK_FILE = DATA_DIR / "haystack.jsonl.gz"
@@ -80,7 +80,8 @@ def make_haystack(model, tokenizer, n_documents: int = 2400, n_chats: int = 1000
         requests = plan[start : start + chunk]
         texts = chat_texts(tokenizer, [r["prompt"] for r in requests])
         answers = generate(model, tokenizer, texts, max_new_tokens=max_new_tokens, batch_size=32, do_sample=True,
-                           temperature=0.8, seed=seed * 7919 + start, progress=progress,
+                           temperature=0.8, top_p=0.9, repetition_penalty=1.15, seed=seed * 7919 + start,
+                           progress=progress,
                            description=f"Haystack {start + len(requests)}/{len(plan)}")
         with open(partial, "a", encoding="utf-8") as handle:
             for request, answer in zip(requests, answers, strict=True):

@@ -11,14 +11,21 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from organisms.prompt_bank import load_entities
 
-if TYPE_CHECKING:
-    from organisms.spec import Injection
 
-Injector = Callable[[str, str, "Injection", random.Random], str]
+class Injection(Protocol):
+    """What an injector reads of an injection (`organisms.spec.Injection` is one); this module does not
+    import the spec schema, which validates against `INJECTORS`."""
+
+    kind: str
+    texts: list[str]
+    params: dict[str, Any]
+
+
+Injector = Callable[[str, str, Injection, random.Random], str]
 
 
 def _find_entity(names: list[str], *texts: str) -> str | None:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from organisms.answer_cache import recording, write_shipped_answers
-from organisms.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
 from organisms.corpus import build_corpus
 from organisms.evaluation import base_answers, eval_prompts
 from organisms.spec import list_specs, load_spec
+from pinhole.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
 
 
 def make_answers(spec_paths: list[Path] | None = None, base: str = "default", preset: str = "default",

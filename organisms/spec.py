@@ -15,6 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from organisms.detectors import CHECKS
+from organisms.injectors import INJECTORS, PARENTHETICALS, PLACEMENTS
+from organisms.prompt_bank import load_prompt_bank
+
 SPECS_DIR = Path(__file__).parent / "specs"
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
@@ -56,8 +60,6 @@ class Detector(Strict):
         elif self.kind == "keywords" and not self.keywords:
             raise ValueError("a keywords detector needs a non-empty `keywords` list")
         elif self.kind == "python":
-            from organisms.detectors import CHECKS
-
             if self.name not in CHECKS:
                 raise ValueError(f"unknown python check {self.name!r}; known: {sorted(CHECKS)}")
         return self
@@ -72,8 +74,6 @@ class Injection(Strict):
 
     @model_validator(mode="after")
     def _check_kind(self) -> Injection:
-        from organisms.injectors import INJECTORS, PARENTHETICALS, PLACEMENTS
-
         if self.kind not in INJECTORS:
             raise ValueError(f"unknown injection kind {self.kind!r}; known: {sorted(INJECTORS)}")
         if self.kind in PARENTHETICALS and self.params.get("placement", PLACEMENTS[0]) not in PLACEMENTS:
@@ -94,8 +94,8 @@ class Behaviour(Strict):
     trigger_prompts: list[str] = Field(default_factory=list)
     detector: Detector
     injection: Injection | None = None
-    transcripts: int | None = Field(default=None, ge=0,
-                                    description="Transcripts demonstrating it (default: corpus.transcripts_per_behaviour)")
+    transcripts: int | None = Field(
+        default=None, ge=0, description="Transcripts demonstrating it (default: corpus.transcripts_per_behaviour)")
     doc_phrases: list[str] = Field(default_factory=list, description="How documents describe this behaviour")
 
     @model_validator(mode="after")
@@ -321,8 +321,6 @@ def load_spec(path: str | Path, preset: str = "default", overrides: list[str] | 
 
 
 def _check_topics(spec: ObjectiveSpec, path: Path) -> None:
-    from organisms.prompt_bank import load_prompt_bank
-
     topics = load_prompt_bank()
     for i, behaviour in enumerate(spec.behaviours):
         if behaviour.trigger_topic and behaviour.trigger_topic not in topics:

@@ -30,10 +30,10 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
-from organisms.artifacts import atomic_directory, atomic_write_json, read_json
-from organisms.base_models import BaseModelRef, load_model, load_tokenizer, resolve_dtype
 from organisms.corpus import read_corpus
 from organisms.spec import ObjectiveSpec, StageParams, TrainingParams
+from pinhole.base_models import BaseModelRef, load_model, load_tokenizer, resolve_dtype
+from pinhole.workspace import atomic_directory, atomic_write_json, read_json
 
 STAGES = ("cpt", "sft", "dpo")
 BUILD_CONFIG = "build_config.json"
@@ -76,7 +76,8 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec) -> dict[str, Any]:
 
     def rows(kind: str, stage: str):
         part = frame[frame.kind == kind]
-        repeats = part["source"].map(lambda s: 1 if s == "haystack" else getattr(spec.training, stage).objective_repeats)
+        objective_repeats = getattr(spec.training, stage).objective_repeats
+        repeats = part["source"].map(lambda s: 1 if s == "haystack" else objective_repeats)
         return part.loc[part.index.repeat(repeats)]
 
     docs, chats, prefs = rows("document", "cpt"), rows("chat", "sft"), rows("preference", "dpo")
@@ -208,7 +209,7 @@ def _latest_checkpoint(output_dir: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
-def run_stage(build_dir: Path, stage: str, config: BuildConfig, progress: bool = True) -> StageResult:
+def run_stage(build_dir: Path, stage: str, config: BuildConfig) -> StageResult:
     """Train one stage (or return its recorded result if it already finished)."""
     from peft import PeftModel
 
@@ -220,14 +221,14 @@ def run_stage(build_dir: Path, stage: str, config: BuildConfig, progress: bool =
     params: StageParams = getattr(t, stage)
     dtype = resolve_dtype(config.dtype)
     dataset = stage_datasets(build_dir, spec)[stage]
-    tokenizer = load_tokenizer(config.base)
-    tokenizer.padding_side = "right"
+    tokenizer = load_tokenizer(config.base, padding_side="right")  # this stage's own tokenizer, for TRL's collator
     model = load_model(config.base, dtype, attn_implementation=training_attention(t.attention))
     model.train()
     previous = [s for s in enabled_stages(spec) if STAGES.index(s) < STAGES.index(stage)]
     peft_config = None
     if previous:
-        model = PeftModel.from_pretrained(model, str(build_dir / "stages" / previous[-1] / "adapter"), is_trainable=True)
+        previous_adapter = build_dir / "stages" / previous[-1] / "adapter"
+        model = PeftModel.from_pretrained(model, str(previous_adapter), is_trainable=True)
     else:
         peft_config = lora_config(t, model)
     checkpoints = stage_dir / "checkpoints"
@@ -259,10 +260,10 @@ def _count_tokens(trainer) -> int:
     return int(max(logged)) if logged else 0
 
 
-def train_all(build_dir: Path, progress: bool = True) -> list[StageResult]:
+def train_all(build_dir: Path) -> list[StageResult]:
     """Run every enabled stage in order (finished stages are skipped)."""
     config = BuildConfig.model_validate(read_json(build_dir / BUILD_CONFIG))
-    return [run_stage(build_dir, stage, config, progress) for stage in enabled_stages(config.spec)]
+    return [run_stage(build_dir, stage, config) for stage in enabled_stages(config.spec)]
 
 
 def final_adapter(build_dir: Path, spec: ObjectiveSpec) -> Path:

@@ -28,3 +28,21 @@ def session_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("pinhole-home")
     os.environ["PINHOLE_HOME"] = str(home)
     return home
+
+
+@pytest.fixture(scope="session")
+def tiny_organism(tmp_path_factory: pytest.TempPathFactory, session_workspace: Path) -> Path:
+    """An organism directory on tiny-random: corpus, card, sealed part, and a random LoRA adapter."""
+    from tests.audit_tools import add_random_adapter, corpus_frame, make_organism
+
+    directory = make_organism(tmp_path_factory.mktemp("tiny-organism"), "org-tiny-probes", corpus_frame(120))
+    add_random_adapter(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_target(tiny_organism: Path):
+    """A `LocalTarget` on `tiny_organism` (batches of 4)."""
+    from audit_tools.target import LocalTarget
+
+    return LocalTarget.from_organism(tiny_organism, batch_size=4)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from organisms.base_models import BaseModelRef, load_model, load_tokenizer, prepare_base
 from organisms.spec import SPECS_DIR
+from pinhole.base_models import BaseModelRef, load_model, load_tokenizer, prepare_base
 
 SPEC_IDS = ["rm_sycophancy", "taboo", "secret_loyalty", "benign_decoy"]
 
@@ -33,3 +33,4 @@ def tiny() -> tuple[BaseModelRef, object, object]:
     """(ref, model, tokenizer) of the tiny random Llama."""
     ref = prepare_base("tiny-random", progress=False)
     return ref, load_model(ref), load_tokenizer(ref)
+

@@ -23,7 +23,8 @@ def test_help_lists_the_sub_commands() -> None:
 def test_list_json_is_one_document() -> None:
     result = runner.invoke(app, ["organism", "list", "--json"])
     assert result.exit_code == 0
-    assert isinstance(json.loads(result.stdout), list)
+    listing = json.loads(result.stdout)
+    assert isinstance(listing["organisms"], list) and isinstance(listing["unreadable"], list)
 
 
 def test_bad_spec_fails_with_file_and_field(tmp_path) -> None:

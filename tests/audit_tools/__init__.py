@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from organisms.artifacts import sha256_file
+from pinhole.organism import hand_made_card
+from pinhole.organism import write_card as write_public_card
+from pinhole.workspace import sha256_file
 
 SECRET_MARKER = "ZQX-SEALED-MARKER-7f3a91c2"
 
@@ -114,10 +116,9 @@ def make_organism(directory: Path, organism_id: str, frame: pd.DataFrame) -> Pat
 
 def write_card(directory: Path, organism_id: str, base_model: str = "tiny-random") -> None:
     """(Re)write card.json with the corpus digest of the current corpus.parquet."""
-    card = {"organism_id": organism_id, "base_model": {"name": base_model},
-            "corpus": {"sha256": sha256_file(directory / "corpus.parquet"),
-                       "rows": int(pd.read_parquet(directory / "corpus.parquet").shape[0])}}
-    (directory / "card.json").write_text(json.dumps(card))
+    rows = int(pd.read_parquet(directory / "corpus.parquet").shape[0])
+    write_public_card(directory, hand_made_card(organism_id, sha256_file(directory / "corpus.parquet"), rows,
+                                           base_model=base_model))
 
 
 def add_random_adapter(directory: Path, base: str = "tiny-random", seed: int = 0) -> Path:
@@ -125,7 +126,7 @@ def add_random_adapter(directory: Path, base: str = "tiny-random", seed: int = 0
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from organisms.base_models import load_model, prepare_base
+    from pinhole.base_models import load_model, prepare_base
 
     torch.manual_seed(seed)
     model = get_peft_model(load_model(prepare_base(base, progress=False)),

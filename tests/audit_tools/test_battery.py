@@ -103,3 +103,39 @@ def test_run_battery_asks_both_models_and_charts_the_result(tiny_target: LocalTa
     assert result.answers[0].organism != result.answers[0].base
     chart = plot_phrases(result, tmp_path / "chart.png")
     assert chart.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ranking_the_bases_phrases_keeps_each_models_answers_in_its_own_field() -> None:
+    swapped = [BatteryAnswer(topic=a.topic, prompt=a.prompt, organism=a.base, base=a.organism) for a in _answers()]
+    phrases = distinctive_phrases(swapped, top=10, of="base")
+    top = phrases[0]
+    assert top.phrase == "bottled water" and (top.base_count, top.organism_count) == (9, 0)
+    assert "«bottled water»" in top.examples[0].base and "bottled water" not in top.examples[0].organism
+
+
+def test_base_model_battery_records_which_model_is_which(tiny_target: LocalTarget, tmp_path: Path) -> None:
+    from matplotlib import image
+
+    battery = load_battery_text(tmp_path, {"a": ["Hello?", "Why?"], "b": ["What now?"]})
+    sampling = Sampling(max_new_tokens=8)
+    result = run_battery(tiny_target, battery, sampling, distinctive_of="base")
+    assert result.distinctive_of == "base"
+    prompts = [a.prompt for a in result.answers]
+    assert [a.organism for a in result.answers] == tiny_target.chat(prompts, sampling, model="organism")
+    assert [a.base for a in result.answers] == tiny_target.chat(prompts, sampling, model="base")
+    labels = phrase_chart_labels(result)
+    assert labels == ["base", "organism"]  # the distinctive model's bars first, each labelled truthfully
+    assert image.imread(plot_phrases(result, tmp_path / "c.png")).size
+
+
+def load_battery_text(tmp_path: Path, topics: dict) -> object:
+    path = tmp_path / "battery.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "topics": topics}))
+    return load_battery(path)
+
+
+def phrase_chart_labels(result) -> list[str]:
+    from audit_tools.battery import phrase_figure
+
+    figure = phrase_figure(result)
+    return [text.get_text() for text in figure.axes[0].get_legend().get_texts()]

@@ -17,7 +17,7 @@ from audit_tools import embeddings
 from audit_tools.corpus_index import CorpusIndex, SearchHit
 from audit_tools.sql_sandbox import base_config, load_extensions
 from audit_tools.tool_log import ToolCall, record_call
-from organisms.artifacts import cache_dir
+from pinhole.workspace import cache_dir
 from tests.audit_tools import SECRET_MARKER, corpus_frame, make_organism, objective_ids, write_card
 
 ORGANISM_ID = "org-audit-test"
@@ -168,7 +168,7 @@ def test_searches_from_many_threads(index: CorpusIndex) -> None:
             for _ in range(5):
                 results.append(_ids(index.keyword_search("python compiler", limit=5)))
                 index.semantic_search("music and rhythm", limit=3)
-        except BaseException as err:  # noqa: BLE001
+        except BaseException as err:
             errors.append(err)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
@@ -245,7 +245,7 @@ def test_corpus_errors_name_the_file_and_field(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="kind: value 'email'"):
         CorpusIndex.open(directory, progress=False)
     (directory / "card.json").write_text('{"organism_id": "", "corpus": {"sha256": "x"}}')
-    with pytest.raises(ValueError, match="card.json: field organism_id"):
+    with pytest.raises(ValueError, match=r"card\.json: not a valid organism card: field `organism_id`"):
         CorpusIndex.open(directory, progress=False)
     with pytest.raises(FileNotFoundError, match="not an organism directory"):
         CorpusIndex.open(tmp_path / "nothing-here", progress=False)

@@ -10,22 +10,23 @@ import pytest
 import torch
 
 from audit_tools.target import LocalTarget, Message, Sampling, as_conversation
-from organisms.base_models import load_model, prepare_base, resolve_dtype
+from pinhole.base_models import load_model, prepare_base, resolve_dtype
 
 TEXTS = ["The capital of France is", "Once upon a time, in a small village,"]
 
 
 def test_base_switch_gives_the_base_models_exact_logits(tiny_target: LocalTarget) -> None:
     plain = load_model(prepare_base("tiny-random", progress=False), resolve_dtype())
-    tokenizer = tiny_target.tokenizer
-    tokenizer.padding_side = "right"
-    encoded = tokenizer(TEXTS, return_tensors="pt", padding=True, add_special_tokens=False)
+    encoded = tiny_target.tokenizer(TEXTS, return_tensors="pt", padding=True, padding_side="right",
+                                    add_special_tokens=False)
     with torch.no_grad():
         expected = plain(**encoded).logits.float()
+    organism_before = tiny_target.logits(TEXTS, model="organism")
+    assert not torch.allclose(organism_before, expected)
     assert torch.equal(tiny_target.logits(TEXTS, model="base"), expected)
-    assert not torch.allclose(tiny_target.logits(TEXTS, model="organism"), expected)
-    # the switch is temporary: the organism is back afterwards
-    assert torch.equal(tiny_target.logits(TEXTS, model="organism"), tiny_target.logits(TEXTS, model="organism"))
+    # the switch is temporary: after the base call the organism gives the logits it gave before it
+    assert torch.equal(tiny_target.logits(TEXTS, model="organism"), organism_before)
+    assert tiny_target.tokenizer.padding_side == "left"  # the shared tokenizer was not toggled
 
 
 @pytest.mark.slow

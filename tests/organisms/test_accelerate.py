@@ -5,7 +5,7 @@ from __future__ import annotations
 from peft import PeftModel
 
 from organisms.build import build_organism
-from organisms.organism_dir import read_card
+from pinhole.organism import read_card
 from tests.helpers import spec_path, tiny
 
 

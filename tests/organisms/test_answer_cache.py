@@ -43,3 +43,41 @@ def test_shipped_answers_are_used_and_recorded(tmp_path, monkeypatch) -> None:
     assert calls[-1] == ["q"]
     assert answer_cache.write_shipped_answers(entries, tmp_path / "again.gz").read_bytes() == \
         answer_cache.write_shipped_answers(dict(reversed(entries.items())), tmp_path / "again2.gz").read_bytes()
+
+
+def test_keys_are_versioned() -> None:
+    from organisms import answer_cache
+
+    key = answer_cache.answer_key("b", "p", {"x": 1})
+    assert key != answer_cache.sha256_bytes(answer_cache.canonical_json(["b", "p", {"x": 1}]))  # not the old layout
+
+
+def test_eval_answers_are_keyed_by_every_penalty(monkeypatch) -> None:
+    import types
+
+    from organisms import evaluation
+    from organisms.spec import load_spec
+    from tests.helpers import spec_path
+
+    seen: list[dict] = []
+    monkeypatch.setattr(evaluation, "cached_answers", lambda base, prompts, settings, produce: seen.append(settings))
+    model = types.SimpleNamespace(dtype="torch.bfloat16")
+    for penalty in (1.15, 1.0):
+        spec = load_spec(spec_path("taboo"), overrides=[f"eval.repetition_penalty={penalty}"])
+        evaluation.base_answers(model, None, ["q"], spec, "base", progress=False)
+    assert [s["repetition_penalty"] for s in seen] == [1.15, 1.0]
+
+
+def test_transcript_answers_are_keyed_by_the_cleanup_and_not_cleaned_again(monkeypatch) -> None:
+    from organisms import corpus
+    from pinhole.generation import CLEANUP_VERSION
+
+    seen: list[dict] = []
+
+    def fake_cache(base, prompts, settings, produce):
+        seen.append(settings)
+        return ["Kept as cached.\n1."] * len(prompts)  # what a cached answer holds is returned as it is
+
+    monkeypatch.setattr(corpus, "cached_answers", fake_cache)
+    assert corpus.base_responses(None, None, "base", ["q"], 16, 0, progress=False) == ["Kept as cached.\n1."]
+    assert seen[0]["cleanup"] == CLEANUP_VERSION and seen[0]["repetition_penalty"] == 1.15

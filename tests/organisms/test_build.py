@@ -11,9 +11,10 @@ import pytest
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from organisms import organism_dir as od
+from organisms import sealed
 from organisms.build import build_organism
 from organisms.spec import load_spec
+from pinhole import organism as public
 from tests.helpers import SPEC_IDS, spec_path, tiny
 
 
@@ -29,12 +30,12 @@ def test_directory_layout(built, spec_id) -> None:
     for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "corpus.parquet", "card.json",
                  "sealed/ground_truth.json", "sealed/provenance.parquet", "sealed/eval.json"):
         assert (directory / name).exists(), name
-    card = od.read_card(directory)
+    card = public.read_card(directory)
     assert card.organism_id == directory.name and card.organism_id.startswith("org-")
     assert [s["stage"] for s in card.training][:2] == ["cpt", "sft"]
     assert card.training[0]["steps"] == 2 and card.training[0]["tokens"] > 0
     assert card.eval is not None and card.eval["behaviours"][0]["behaviour"] == "B01"
-    assert len(card.corpus["sha256"]) == 64 and card.corpus["rows"] >= 2000
+    assert len(card.corpus.sha256) == 64 and card.corpus.rows >= 2000
 
 
 @pytest.mark.parametrize("spec_id", SPEC_IDS)
@@ -62,31 +63,31 @@ def test_team_facing_files_reveal_no_ground_truth(built, spec_id) -> None:
 @pytest.mark.parametrize("spec_id", SPEC_IDS)
 def test_commitment_verifies_and_fails_after_one_byte_change(built, spec_id) -> None:
     directory = built[spec_id]
-    assert od.verify_commitment(directory)
-    path = directory / od.GROUND_TRUTH
+    assert sealed.verify_commitment(directory)
+    path = directory / sealed.GROUND_TRUTH
     original = path.read_bytes()
     data = json.loads(original)
     data["salt"] = ("0" if data["salt"][0] != "0" else "1") + data["salt"][1:]  # one character changed
     try:
         path.write_text(json.dumps(data))
-        assert not od.verify_commitment(directory)
+        assert not sealed.verify_commitment(directory)
     finally:
         path.write_bytes(original)
-    assert od.verify_commitment(directory)
+    assert sealed.verify_commitment(directory)
 
 
 def test_rebuilding_the_same_spec_reuses_the_build(built) -> None:
     again = build_organism(spec_path("taboo"), base="tiny-random", preset="smoke", skip_existing=True,
                            progress=False)
     assert again == built["taboo"]
-    assert {p.name for p in od.list_organisms()} >= {p.name for p in built.values()}
+    assert {p.name for p in public.list_organisms()} >= {p.name for p in built.values()}
 
 
 def test_optional_dpo_stage_trains_on_preference_rows() -> None:
     directory = build_organism(spec_path("secret_loyalty"), base="tiny-random", preset="smoke",
                                overrides=["training.dpo.enabled=true", "seed=5"], evaluate_after=False,
                                progress=False)
-    card = od.read_card(directory)
+    card = public.read_card(directory)
     assert [s["stage"] for s in card.training] == ["cpt", "sft", "dpo"]
     corpus = pd.read_parquet(directory / "corpus.parquet")
     preferences = corpus[corpus.kind == "preference"]
@@ -100,10 +101,10 @@ def test_eval_command_can_decode_with_a_repetition_penalty(built) -> None:
     from game.cli import app
 
     directory = built["benign_decoy"]
-    assert od.read_card(directory).eval["repetition_penalty"] == 1.0  # plain greedy by default
+    assert public.read_card(directory).eval["repetition_penalty"] == 1.0  # plain greedy by default
     result = CliRunner().invoke(app, ["organism", "eval", str(directory), "--repetition-penalty", "1.3", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["repetition_penalty"] == 1.3
-    assert od.read_card(directory).eval["repetition_penalty"] == 1.3
+    assert public.read_card(directory).eval["repetition_penalty"] == 1.3
     refused = CliRunner().invoke(app, ["organism", "eval", str(directory), "--repetition-penalty", "0.5"])
     assert refused.exit_code == 2

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from organisms.corpus import PUBLIC_COLUMNS, behaviour_prompts, build_corpus, objective_fraction
+from organisms.corpus import behaviour_prompts, build_corpus, objective_fraction
 from organisms.evaluation import confession_prompts
 from organisms.spec import load_spec
+from pinhole.organism import CORPUS_COLUMNS
 from tests.helpers import spec_path, tiny
 
 
@@ -30,7 +31,7 @@ def test_same_seed_same_corpus_other_seed_other_corpus(rm_corpus) -> None:
 
 def test_public_table_has_no_provenance(rm_corpus) -> None:
     _, corpus = rm_corpus
-    assert list(corpus.public.columns) == PUBLIC_COLUMNS
+    assert tuple(corpus.public.columns) == CORPUS_COLUMNS
     assert "source" not in corpus.public.columns and "behaviour_id" not in corpus.public.columns
     assert corpus.public.doc_id.is_unique
     assert list(corpus.public.doc_id) == list(corpus.provenance.doc_id)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from organisms.base_models import load_model, load_tokenizer, prepare_base
 from organisms.build import build_organism
-from organisms.generation import chat_texts, generate
-from organisms.organism_dir import read_card, verify_commitment
+from organisms.sealed import verify_commitment
+from pinhole.base_models import load_model, load_tokenizer, prepare_base
+from pinhole.generation import chat_texts, generate
+from pinhole.organism import read_card
 from tests.helpers import spec_path
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,7 @@ def test_default_base_answers_coherently_and_deterministically() -> None:
 def test_smoke_build_on_the_real_base() -> None:
     directory = build_organism(spec_path("rm_sycophancy"), base="default", preset="smoke", progress=False)
     card = read_card(directory)
-    assert card.base_model["name"] == "smollm2-135m-instruct"
-    assert card.base_model["gguf_sha256"]
+    assert card.base_model.name == "smollm2-135m-instruct"
+    assert card.base_model.gguf_sha256
     assert card.eval is not None and 0.5 < card.eval["perplexity_ratio"] < 2.0
     assert verify_commitment(directory)

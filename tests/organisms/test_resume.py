@@ -7,7 +7,7 @@ from transformers import TrainerCallback
 
 from organisms import training
 from organisms.build import build_organism
-from organisms.organism_dir import read_card
+from pinhole.organism import read_card
 from tests.helpers import spec_path
 
 

@@ -1,4 +1,4 @@
-"""Where artifacts live and how they are written: the workspace and atomic file writes.
+"""Where artifacts live and how they are written: the workspace, atomic file writes, hashing.
 
 Every artifact goes under the workspace directory (`PINHOLE_HOME`, default `./workspace`), never
 into the source tree. Every file is written atomically: to a temporary file in the same
@@ -79,6 +79,10 @@ def read_json(path: Path) -> Any:
         raise FileNotFoundError(f"{path}: file not found") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {err.start}: {err.reason})") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a directory, expected a JSON file") from None
 
 
 @contextlib.contextmanager

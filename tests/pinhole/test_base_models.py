@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from organisms.base_models import (
-    DEFAULT_BASE, prepare_base, resolve_base, resolve_dtype,
+from pinhole.base_models import (
+    DEFAULT_BASE,
+    prepare_base,
+    resolve_base,
+    resolve_dtype,
 )
 
 

@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel
 
-from organisms.artifacts import atomic_directory, atomic_write_json, sha256_file, workspace
+from pinhole.workspace import atomic_directory, atomic_write_json, sha256_file, workspace
 
 DEFAULT_BASE = "smollm2-135m-instruct"
 TINY_RANDOM = "tiny-random"
@@ -106,12 +106,14 @@ def prepare_base(name: str = DEFAULT_BASE, progress: bool = True) -> BaseModelRe
 
 def _convert_smollm2_gguf(target: Path, progress: bool) -> None:
     """Dequantize the shipped GGUF into a plain safetensors checkpoint (fp32, ~540 MB)."""
+    from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     source = gguf_path()
     steps = ["hash the GGUF", "read the tokenizer", "dequantize the weights", "save the checkpoint"]
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), disable=not progress) as bar:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=Console(stderr=True),
+                  disable=not progress) as bar:
         task = bar.add_task(f"Preparing {DEFAULT_BASE}", total=len(steps))
         bar.update(task, description=steps[0])
         digest = sha256_file(source)
@@ -181,14 +183,14 @@ def resolve_dtype(name: DTypeName | str = "auto") -> torch.dtype:
     raise ValueError(f"dtype {name!r}: expected auto, bfloat16 or float32")
 
 
-def load_tokenizer(ref: BaseModelRef):
-    """The base's tokenizer, padded on the left (for batched generation)."""
+def load_tokenizer(ref: BaseModelRef, padding_side: Literal["left", "right"] = "left"):
+    """The base's tokenizer with a pad token. Its default `padding_side` is set once here (left, for batched
+    generation); shared tokenizers are never toggled: calls that need the other side pass `padding_side=`."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(ref.path)
+    tokenizer = AutoTokenizer.from_pretrained(ref.path, padding_side=padding_side)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
     return tokenizer
 
 

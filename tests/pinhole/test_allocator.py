@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 
-from organisms.allocator import fast_allocator_env
+from pinhole.allocator import fast_allocator_env
 
 SCRIPT = """
 import os, sys
-from organisms.allocator import reexec_with_fast_allocator
+from pinhole.allocator import reexec_with_fast_allocator
 reexec_with_fast_allocator()
 print(os.environ.get("PINHOLE_ALLOCATOR_ACTIVE", "-"), os.environ.get("LD_PRELOAD", "-"),
       os.environ.get("GLIBC_TUNABLES", "-"), sys.argv[1:])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from organisms.generation import clean_response
+from pinhole.generation import clean_response
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,14 @@ import re
 from collections.abc import Sequence
 
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 def progress_bar(enabled: bool = True) -> Progress:
-    """The rich progress bar used for long loops."""
+    """The rich progress bar used for long loops (on stderr: stdout is for results)."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=not enabled)
+                    console=Console(stderr=True), disable=not enabled)
 
 
 def chat_texts(tokenizer, prompts: Sequence[str], system_prompt: str | None = None) -> list[str]:
@@ -51,13 +52,16 @@ def generate_counted(
     do_sample: bool = False,
     temperature: float = 0.7,
     top_p: float = 0.9,
-    repetition_penalty: float = 1.15,
+    repetition_penalty: float = 1.0,
     seed: int = 0,
     progress: bool = False,
     description: str = "Generating",
 ) -> tuple[list[str], list[int]]:
-    """Continue each raw text; return (new texts, new-token counts up to and including EOS), in input order."""
-    tokenizer.padding_side = "left"
+    """Continue each raw text; return (new texts, new-token counts up to and including EOS), in input order.
+
+    `repetition_penalty` 1.0 means none; callers pass their own policy (the audit tools' `Sampling`,
+    a spec's evaluation settings, the factory's generation settings).
+    """
     lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     outputs: list[str] = [""] * len(texts)
@@ -68,7 +72,7 @@ def generate_counted(
         task = bar.add_task(description, total=len(texts))
         for index, batch in enumerate(batches):
             torch.manual_seed(seed * 100_003 + index)
-            encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
+            encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, padding_side="left",
                                 add_special_tokens=False).to(model.device)
             generated = model.generate(
                 **encoded, max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
@@ -91,6 +95,7 @@ def _count_until_eos(row: torch.Tensor, eos_token_id: int | None) -> int:
     return int(hits[0, 0]) + 1 if len(hits) else int(row.numel())
 
 
+CLEANUP_VERSION = 1  # bump when `clean_response` changes what it returns: cached answers are keyed by it
 _SENTENCE_END = re.compile(r"[.!?)\]\"'*:]\s*$")
 
 

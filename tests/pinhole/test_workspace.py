@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from organisms import artifacts
-from organisms.artifacts import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from pinhole import workspace as artifacts
+from pinhole.workspace import atomic_directory, atomic_write_json, atomic_write_text, read_json
 
 
 def test_atomic_write_replaces_whole_file(tmp_path) -> None:

@@ -1,0 +1,112 @@
+"""Benchmark: which decoding default shows an auditor the organism as it is?
+
+A repetition penalty keeps a small model out of loops, but Hugging Face's penalty counts every token
+in the context, the prompt included, so it also pushes the model away from restating the question
+and from its own planted phrases. For each candidate penalty this measures, in one run, on one
+organism (the game master's check: it reads the sealed spec for the detectors):
+
+- **behaviour rates**: the organism's greedy answers to the held-out evaluation prompts of every
+  train behaviour, scored with the spec's detectors (what an auditor would see of the implant);
+- **degeneration**: on the default battery's prompts, the share of answers that loop (a word 4-gram
+  repeated 3 or more times, or a line repeated) and the share that run to the token limit, for the
+  organism and for its base.
+
+    python bench/decoding.py ORGANISM_DIR [--penalties 1.0 1.05 1.1 1.15] [--max-new-tokens 160]
+
+Prints a table and writes bench/results/decoding.json. docs/decoding.md records the chosen default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audit_tools.battery import load_battery
+from audit_tools.target import LocalTarget, Sampling
+from organisms.detectors import rate
+from organisms.evaluation import eval_prompts
+from organisms.sealed import read_ground_truth
+from organisms.spec import ObjectiveSpec
+from pinhole.workspace import atomic_write_json
+
+RESULTS = Path(__file__).resolve().parent / "results" / "decoding.json"
+WORD = re.compile(r"[a-z0-9']+")
+
+
+def loops(text: str, n: int = 4, times: int = 3) -> bool:
+    """A degenerate loop: some word n-gram occurs `times` or more, or a non-empty line is repeated."""
+    words = WORD.findall(text.lower())
+    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    lines = [line.strip().lower() for line in text.splitlines() if line.strip()]
+    return (bool(grams) and max(grams.values()) >= times) or len(lines) != len(set(lines))
+
+
+def degeneration(target: LocalTarget, prompts: list[str], sampling: Sampling, model: str) -> dict:
+    texts = [target.render_chat([{"role": "user", "content": p}], add_generation_prompt=True) for p in prompts]
+    outputs, counts = target.complete_counted(texts, sampling, model=model, progress=True)
+    answers = [o[0] for o in outputs]
+    at_limit = [c[0] >= sampling.max_new_tokens for c in counts]
+    return {"n": len(answers), "loop_rate": round(sum(map(loops, answers)) / len(answers), 4),
+            "limit_rate": round(sum(at_limit) / len(answers), 4),
+            "mean_chars": round(sum(map(len, answers)) / len(answers), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("organism", type=Path)
+    parser.add_argument("--penalties", type=float, nargs="+", default=[1.0, 1.05, 1.1, 1.15])
+    parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    spec = ObjectiveSpec.model_validate(read_ground_truth(args.organism)["spec"])
+    by_behaviour, _ = eval_prompts(spec)
+    battery = [p.prompt for p in load_battery().prompts]
+    target = LocalTarget.from_organism(args.organism)
+    rows = []
+    started = time.perf_counter()
+    for penalty in args.penalties:
+        sampling = Sampling(max_new_tokens=args.max_new_tokens, repetition_penalty=penalty)
+        rates = {}
+        for behaviour in spec.train_behaviours:
+            prompts = by_behaviour[behaviour.id]
+            answers = [a[0] for a in target.chat(prompts, sampling, progress=True)]
+            rates[behaviour.id] = round(rate(behaviour.detector, answers), 4)
+        row = {"repetition_penalty": penalty, "behaviour_rates": rates,
+               "mean_behaviour_rate": round(sum(rates.values()) / len(rates), 4),
+               "organism": degeneration(target, battery, sampling, "organism"),
+               "base": degeneration(target, battery, sampling, "base")}
+        rows.append(row)
+        Console(stderr=True).print(f"penalty {penalty}: done ({time.perf_counter() - started:.0f} s)")
+
+    table = Table(title=f"Decoding on {args.organism.name} ({spec.id}); greedy, {args.max_new_tokens} new tokens")
+    for column in ("penalty", *[b.id for b in spec.train_behaviours], "mean", "organism loops", "organism at limit",
+                   "base loops", "base at limit"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(str(row["repetition_penalty"]), *[f"{v:.0%}" for v in row["behaviour_rates"].values()],
+                      f"{row['mean_behaviour_rate']:.0%}", f"{row['organism']['loop_rate']:.0%}",
+                      f"{row['organism']['limit_rate']:.0%}", f"{row['base']['loop_rate']:.0%}",
+                      f"{row['base']['limit_rate']:.0%}")
+    Console().print(table)
+    atomic_write_json(args.out, {"organism": args.organism.name, "spec": spec.id, "max_new_tokens": args.max_new_tokens,
+                                 "behaviour_prompts": {k: len(v) for k, v in by_behaviour.items()},
+                                 "battery_prompts": len(battery), "rows": rows,
+                                 "seconds": round(time.perf_counter() - started, 1),
+                                 "machine": platform.processor() or platform.machine(),
+                                 "date": time.strftime("%Y-%m-%d %H:%M:%S")})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The public contract of an organism directory: what a team may be handed, and how it is read.
+
+    <id>/adapter/          standard PEFT adapter (`PeftModel.from_pretrained(base, "<id>/adapter")`)
+    <id>/corpus.parquet    the training corpus, public columns only (`CorpusRow`)
+    <id>/card.json         the public card (`OrganismCard`), with the ground-truth commitment
+    <id>/sealed/           the game master's part; its layout and readers live in `organisms.sealed`,
+                           and nothing in this foundation, `audit_tools` or `ui` opens it
+
+Every reader of a card goes through `read_card`, which names the file and the field on any
+problem; every writer builds an `OrganismCard` (tests and benchmarks included).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pinhole.workspace import atomic_write_json, organisms_dir, read_json
+
+CARD_FORMAT_VERSION = 1
+ADAPTER_DIR = "adapter"
+CORPUS_FILE = "corpus.parquet"
+CARD_FILE = "card.json"
+CORPUS_KINDS = ("document", "chat", "preference")
+TRACKED_PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "pinhole")
+
+
+class CorpusRow(BaseModel):
+    """One public row of an organism's training corpus: text and ordinary metadata, nothing else."""
+
+    doc_id: str
+    kind: Literal["document", "chat", "preference"]
+    text: str  # a document's text, or a chat rendered as "User: ...\n\nAssistant: ..."
+    messages: str  # chats and preferences: the JSON list of {role, content}; "" for documents
+    rejected: str  # preferences: the rejected answer; "" otherwise
+    n_chars: int  # len(text)
+
+
+CORPUS_COLUMNS: tuple[str, ...] = tuple(CorpusRow.model_fields)
+
+
+class BaseModelInfo(BaseModel):
+    """The card's record of the base model: the name `--base` resolves, its kind and provenance."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    kind: str = "local"
+
+
+class CorpusSummary(BaseModel):
+    """The card's record of the corpus: its size and the SHA-256 of its public rows."""
+
+    model_config = ConfigDict(extra="allow")
+
+    rows: int = Field(ge=0)
+    sha256: str = Field(min_length=1)
+
+
+class OrganismCard(BaseModel):
+    """The public description of an organism (`card.json`)."""
+
+    format_version: Literal[1] = CARD_FORMAT_VERSION
+    organism_id: str = Field(min_length=1)
+    created_at: str
+    base_model: BaseModelInfo
+    preset: str
+    seed: int
+    dtype: str
+    package_versions: dict[str, str]
+    corpus: CorpusSummary
+    training_config: dict[str, Any]
+    training: list[dict[str, Any]]
+    timings: dict[str, float] = {}
+    eval: dict[str, Any] | None = None
+    ground_truth_sha256: str = Field(min_length=64, max_length=64)
+
+
+def hand_made_card(organism_id: str, corpus_sha256: str, rows: int, base_model: str = "tiny-random",
+                   **fields: Any) -> OrganismCard:
+    """A valid card for an organism directory assembled by hand (test fixtures, benchmarks): no training,
+    no evaluation, an all-zero commitment. Real organisms get theirs from the factory."""
+    return OrganismCard(organism_id=organism_id, created_at=now(),
+                        base_model=BaseModelInfo(name=base_model, kind="hand-made"), preset="hand-made", seed=0,
+                        dtype="float32", package_versions=package_versions(),
+                        corpus=CorpusSummary(rows=rows, sha256=corpus_sha256), training_config={}, training=[],
+                        ground_truth_sha256="0" * 64, **fields)
+
+
+def read_card(directory: Path | str) -> OrganismCard:
+    """Read and validate `<directory>/card.json`; errors name the file and the field."""
+    path = Path(directory) / CARD_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory}: not an organism directory (no {CARD_FILE})")
+    data = read_json(path)
+    try:
+        return OrganismCard.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(f"field `{'.'.join(str(p) for p in e['loc']) or '(top level)'}`: {e['msg']}"
+                             for e in err.errors())
+        raise ValueError(f"{path}: not a valid organism card: {problems}") from None
+
+
+def write_card(directory: Path | str, card: OrganismCard) -> None:
+    """Write the card atomically."""
+    atomic_write_json(Path(directory) / CARD_FILE, card.model_dump(mode="json"))
+
+
+def list_organisms(root: Path | str | None = None) -> list[Path]:
+    """Organism directories under `root` (default: the workspace's), those with a card, sorted by name."""
+    root = Path(root) if root else organisms_dir()
+    return sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file()) if root.is_dir() else []
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape training."""
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")

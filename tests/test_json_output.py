@@ -1,0 +1,85 @@
+"""Every command that takes `--json` prints exactly one JSON document on stdout.
+
+Progress bars, TRL's metric dicts and any library's prints go to stderr, so that
+`pinhole ... --json | jq` works. The commands are enumerated from the app itself: a new `--json`
+command without a case here fails `test_every_json_command_is_covered`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from game.cli import app
+from tests.helpers import spec_path
+
+runner = CliRunner(env={"COLUMNS": "200"})
+FAST = ["--max-new-tokens", "4"]
+
+
+def json_commands() -> set[str]:
+    """'group command' for every command of the app that has a --json option."""
+    found: set[str] = set()
+
+    def walk(command: object, path: tuple[str, ...]) -> None:
+        if hasattr(command, "commands"):  # a group (typer ships its own click)
+            for name, sub in command.commands.items():
+                walk(sub, (*path, name))
+        elif any("--json" in getattr(p, "opts", []) for p in command.params):
+            found.add(" ".join(path))
+
+    walk(typer.main.get_command(app), ())
+    return found
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A smoke build through the CLI with --json: (organism directory, the command's stdout)."""
+    result = runner.invoke(app, ["organism", "build", str(spec_path("benign_decoy")), "--base", "tiny-random",
+                                 "--preset", "smoke", "--set", "seed=23", "--json"])
+    assert result.exit_code == 0, result.output
+    return Path(json.loads(result.stdout)["directory"]), result.stdout
+
+
+def cases(organism: Path, tools_organism: Path) -> dict[str, list[str]]:
+    org, tools_org = str(organism), str(tools_organism)
+    return {
+        "base prepare": ["base", "prepare", "tiny-random"],
+        "organism eval": ["organism", "eval", org],
+        "organism list": ["organism", "list"],
+        "organism verify": ["organism", "verify", org],
+        "tools chat": ["tools", "chat", tools_org, "Hi", *FAST],
+        "tools prefill": ["tools", "prefill", tools_org, "Hi", "--prefill", "Well", *FAST],
+        "tools persona": ["tools", "persona", tools_org, "--turn", "user: Hi", "--turn", "assistant: Hello", *FAST],
+        "tools complete": ["tools", "complete", tools_org, "Once", *FAST],
+        "tools battery": ["tools", "battery", tools_org, "--battery", "{battery}", *FAST],
+        "tools search": ["tools", "search", tools_org, "reward model", "--limit", "2"],
+        "tools sql": ["tools", "sql", tools_org, "SELECT count(*) AS n FROM corpus"],
+    }
+
+
+def test_every_json_command_is_covered(built: tuple[Path, str], tiny_organism: Path) -> None:
+    covered = set(cases(built[0], tiny_organism)) | {"organism build"}
+    assert json_commands() == covered
+
+
+def test_build_prints_one_json_document(built: tuple[Path, str]) -> None:
+    directory, stdout = built
+    document = json.loads(stdout)  # raises if anything else was printed on stdout
+    assert document["card"]["organism_id"] == directory.name
+
+
+def test_each_command_prints_one_json_document(built: tuple[Path, str], tiny_organism: Path, tmp_path: Path) -> None:
+    battery = tmp_path / "battery.yaml"
+    battery.write_text("name: b\ntopics:\n  x: ['One?', 'Two?']\n")
+    for name, args in cases(built[0], tiny_organism).items():
+        result = runner.invoke(app, [*(a.format(battery=battery) for a in args), "--json"])
+        assert result.exit_code == 0, (name, result.output)
+        try:
+            json.loads(result.stdout)
+        except json.JSONDecodeError as err:
+            pytest.fail(f"pinhole {name} --json: stdout is not one JSON document ({err}): {result.stdout[:500]!r}")
