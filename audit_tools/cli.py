@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from audit_tools.sql_sandbox import MAX_ROW_LIMIT, MAX_TIME_LIMIT_S
 from audit_tools.target import Message, ModelChoice, Sampling, Target
 from pinhole.console import JsonFlag, clear_errors, console, emit_json, out
 
@@ -284,8 +285,9 @@ def tools_sql(
     organism_dir: OrganismDir,
     query: Annotated[str, typer.Argument(
         help="One read-only SELECT over the corpus tables (e.g. 'SELECT * FROM corpus LIMIT 5').")],
-    row_limit: Annotated[int, typer.Option(help="Rows returned at most.")] = 200,
-    time_limit: Annotated[float, typer.Option(help="Seconds before the query is interrupted.")] = 5.0,
+    row_limit: Annotated[int, typer.Option(min=1, max=MAX_ROW_LIMIT, help="Rows returned at most.")] = 200,
+    time_limit: Annotated[float, typer.Option(min=0.1, max=MAX_TIME_LIMIT_S,
+                                              help="Seconds before the query is interrupted.")] = 5.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Run read-only SQL over the organism's corpus in a locked sandbox."""
@@ -305,8 +307,8 @@ def tools_sql(
     if as_json:
         emit_json(result.model_dump())
         return
-    table = Table(title=f"{len(result.rows)} row(s){' (truncated)' if result.truncated else ''} in "
-                        f"{result.elapsed_s * 1000:.0f} ms")
+    cut = f" (truncated: {result.truncated_reason})" if result.truncated else ""
+    table = Table(title=f"{len(result.rows)} row(s){escape(cut)} in {result.elapsed_s * 1000:.0f} ms")
     for column in result.columns:
         table.add_column(escape(column))
     for row in result.rows:

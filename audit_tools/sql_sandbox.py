@@ -16,9 +16,17 @@ Untrusted SQL is run with several layers around it:
 - a single statement per query, and only read queries (`SELECT`, `WITH`, `FROM`, `VALUES`,
   `DESCRIBE`, `SHOW`, `SUMMARIZE`); `ATTACH`, `COPY`, `EXPORT`, `INSTALL`, `LOAD`, DDL and DML
   never reach the engine;
-- at most `row_limit` rows come back (plus a `truncated` flag) and long cells are shortened.
+- the query's syntax tree (DuckDB's `json_serialize_sql`) may name only allow-listed table functions
+  (`range`, `unnest`, catalogue views such as `duckdb_tables`, the corpus index's own macros):
+  functions that change state (`enable_logging`, `checkpoint`, ...), run SQL held in a string
+  (`query`) or read files are refused before they run;
+- at most `row_limit` rows and `max_result_bytes` of JSON come back (plus a `truncated` flag and
+  the reason); long cells, lists and maps are shortened and say by how much;
+- error messages never show the index file's location.
 
-Every refusal raises `SqlRefused` with a readable message and a category; the caller lives on.
+Every refusal raises `SqlRefused` with a readable message and a category; the caller lives on. A
+worker that dies is reported as a crash, to the query that killed it, and the next query gets a
+fresh worker.
 This module also holds the DuckDB extension loader shared with `corpus_index` (it is imported by
 the worker, so it stays light: duckdb and pydantic only).
 """
@@ -50,8 +58,21 @@ DEFAULT_TIME_LIMIT_S = 10.0
 DEFAULT_MEMORY_LIMIT = "1GB"
 DEFAULT_THREADS = 2
 DEFAULT_MAX_CELL_CHARS = 10_000
+DEFAULT_MAX_RESULT_BYTES = 2_000_000
+MAX_ROW_LIMIT = 10_000
+MAX_TIME_LIMIT_S = 300.0
 MAX_LIST_ITEMS = 1_000
 MAX_SQL_CHARS = 100_000
+INDEX_PLACEHOLDER = "<corpus index>"
+# Table functions a query may name: generators, catalogue views and the corpus index's own macros. Anything
+# else (state changes such as enable_logging or checkpoint, query() running SQL from a string, file readers,
+# duckdb_databases() naming the index file) is refused before it runs.
+ALLOWED_TABLE_FUNCTIONS = frozenset({
+    "range", "generate_series", "unnest", "repeat", "repeat_row", "json_each", "json_tree", "summary",
+    "duckdb_columns", "duckdb_constraints", "duckdb_functions", "duckdb_indexes", "duckdb_keywords",
+    "duckdb_schemas", "duckdb_tables", "duckdb_types", "duckdb_views", "pragma_table_info", "pragma_show",
+    "pragma_version", "duckdb_settings", "test_all_types", "vss_join", "vss_match", "match_bm25", "stem",
+})
 KILL_GRACE_S = 1.5  # after the time limit, how long an interrupted query may take to stop before the worker is killed
 WORKER_START_TIMEOUT_S = 120.0
 ALLOWED_STATEMENT = duckdb.StatementType.SELECT
@@ -100,21 +121,22 @@ def base_config(**extra: Any) -> dict[str, Any]:
 
 
 class SqlResult(BaseModel):
-    """The answer to an auditor's query: at most `row_limit` rows, JSON-safe values."""
+    """The answer to an auditor's query: at most `row_limit` rows and `max_result_bytes`, JSON-safe values."""
 
     sql: str
     columns: list[str]
     column_types: list[str]
     rows: list[list[Any]]
     truncated: bool
+    truncated_reason: str | None = None  # why rows were left out: the row limit or the byte cap
     elapsed_s: float
 
 
 class SqlRefused(Exception):
     """A query the sandbox did not run or stopped; `message` says why, `category` classifies it.
 
-    Categories: empty, too_long, syntax, multiple_statements, not_read_only, access_denied,
-    timeout, memory, error, crashed.
+    Categories: empty, too_long, syntax, multiple_statements, not_read_only, forbidden_function,
+    access_denied, timeout, memory, error, crashed.
     """
 
     def __init__(self, message: str, category: str = "error") -> None:
@@ -149,12 +171,42 @@ def _jsonable(value: Any, max_chars: int) -> Any:
             items.append(f"…[+{len(value) - MAX_LIST_ITEMS} items]")
         return items
     if isinstance(value, dict):
-        return {str(k): _jsonable(v, max_chars) for k, v in list(value.items())[:MAX_LIST_ITEMS]}
+        items = {str(k): _jsonable(v, max_chars) for k, v in list(value.items())[:MAX_LIST_ITEMS]}
+        if len(value) > MAX_LIST_ITEMS:
+            items["…"] = f"[+{len(value) - MAX_LIST_ITEMS} entries]"
+        return items
     return _jsonable(str(value), max_chars)
 
 
+def _table_functions(con: duckdb.DuckDBPyConnection, sql: str) -> set[str] | None:
+    """The table functions a SELECT names anywhere in its syntax tree (None: DuckDB cannot serialize it)."""
+    try:
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()[0])
+    except Exception:
+        return None
+    if tree.get("error"):
+        return None
+    found: set[str] = set()
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "TABLE_FUNCTION" and isinstance(node.get("function"), dict):
+                found.add(str(node["function"].get("function_name", "")).lower())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+_redactions: list[str] = []  # the index's path and folders, hidden from every message the worker sends
+
+
 def _error_text(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
+    text = " ".join(str(err).split()) or type(err).__name__
+    for secret in _redactions:
+        text = text.replace(secret, INDEX_PLACEHOLDER)
+    return text
 
 
 def _classify(err: BaseException, timed_out: bool, time_limit_s: float, memory_limit: str) -> dict[str, Any]:
@@ -197,6 +249,15 @@ def _run_query(con: duckdb.DuckDBPyConnection, sql: str, settings: dict[str, Any
                         f"refused: only read queries (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE) are "
                         f"allowed; this statement is of type {statement.type.name}")
     query = statement.query
+    functions = _table_functions(con, query)
+    if functions is None:
+        return _refusal("forbidden_function", "refused: the sandbox could not check this query's functions; "
+                                              "write it as a plain SELECT (PIVOT and similar forms are not checked)")
+    forbidden = sorted(functions - ALLOWED_TABLE_FUNCTIONS)
+    if forbidden:
+        return _refusal("forbidden_function",
+                        f"refused: table function(s) {', '.join(forbidden)} are not available in the sandbox "
+                        f"(allowed: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))})")
     wrapped = f"SELECT * FROM (\n{query}\n) AS _sandboxed LIMIT {row_limit + 1}"
     with contextlib.suppress(Exception):  # the row cap is pushed into the plan when the query nests
         checked = con.extract_statements(wrapped)
@@ -228,10 +289,19 @@ def _run_query(con: duckdb.DuckDBPyConnection, sql: str, settings: dict[str, Any
             cursor.close()
     if timed_out.is_set():
         return _classify(duckdb.InterruptException("interrupted"), True, time_limit_s, settings["memory_limit"])
-    truncated = len(rows) > row_limit
-    max_chars = settings["max_cell_chars"]
-    return {"ok": True, "columns": columns, "column_types": column_types, "truncated": truncated,
-            "rows": [[_jsonable(v, max_chars) for v in row] for row in rows[:row_limit]]}
+    max_chars, max_bytes = settings["max_cell_chars"], settings["max_result_bytes"]
+    kept: list[list[Any]] = []
+    size = 0
+    reason = f"more than {row_limit} rows" if len(rows) > row_limit else None
+    for row in rows[:row_limit]:
+        cells = [_jsonable(v, max_chars) for v in row]
+        size += len(json.dumps(cells, ensure_ascii=False, default=str).encode("utf-8"))
+        if size > max_bytes:
+            reason = f"the result passed {max_bytes:,} bytes after {len(kept)} rows"
+            break
+        kept.append(cells)
+    return {"ok": True, "columns": columns, "column_types": column_types, "truncated": reason is not None,
+            "truncated_reason": reason, "rows": kept}
 
 
 def open_locked(db_path: Path, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
@@ -289,6 +359,8 @@ def worker_main(settings_json: str) -> int:
 
     try:
         settings = json.loads(settings_json)
+        index = Path(settings["db_path"]).resolve()
+        _redactions.extend(sorted({str(index), str(index.parent), str(index.parent.parent)}, key=len, reverse=True))
         con = open_locked(Path(settings["db_path"]), settings["memory_limit"], settings["threads"])
         con.execute("SELECT 1").fetchall()  # touch the engine before the address space is capped
         _cap_address_space(3 * _memory_bytes(settings["memory_limit"]) + 2**30)
@@ -310,6 +382,14 @@ def worker_main(settings_json: str) -> int:
 # The caller's side
 
 
+class WorkerDied(Exception):
+    """The worker's pipe closed: it exited or was killed (exit code if known)."""
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__(f"exit code {code}")
+        self.code = code
+
+
 class _Worker:
     """One running worker process and its line-oriented JSON pipe."""
 
@@ -322,11 +402,14 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             start_new_session=True)
         self._buffer = b""
-        ready = self.read(time.monotonic() + WORKER_START_TIMEOUT_S)
+        try:
+            ready = self.read(time.monotonic() + WORKER_START_TIMEOUT_S)
+        except WorkerDied as err:
+            ready = {"ready": False, "message": f"it exited ({err})"}
         if ready is None or not ready.get("ready"):
             self.kill()
             reason = ready.get("message") if ready else "it did not start in time"
-            raise RuntimeError(f"SQL sandbox for {settings['db_path']}: the worker failed to start: {reason}")
+            raise RuntimeError(f"SQL sandbox: the worker failed to start: {reason}")
 
     def send(self, message: dict[str, Any]) -> None:
         assert self.process.stdin is not None
@@ -334,7 +417,7 @@ class _Worker:
         self.process.stdin.flush()
 
     def read(self, deadline: float) -> dict[str, Any] | None:
-        """The next response, or None if the deadline passes or the worker dies first."""
+        """The next response; None if the deadline passes first. Raises `WorkerDied` if the worker's pipe closes."""
         assert self.process.stdout is not None
         fd = self.process.stdout.fileno()
         while b"\n" not in self._buffer:
@@ -346,7 +429,7 @@ class _Worker:
                 return None
             chunk = os.read(fd, 1 << 20)
             if not chunk:
-                return None
+                raise WorkerDied(self.exit_code())
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         try:
@@ -356,6 +439,12 @@ class _Worker:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def exit_code(self, wait_s: float = 2.0) -> int | None:
+        """The worker's exit code, waiting a little for a dying worker to be reaped (None if it lives on)."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            return self.process.wait(timeout=wait_s)
+        return None
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -380,14 +469,18 @@ class SqlSandbox:
     def __init__(self, db_path: Path, *, row_limit: int = DEFAULT_ROW_LIMIT,
                  time_limit_s: float = DEFAULT_TIME_LIMIT_S, memory_limit: str = DEFAULT_MEMORY_LIMIT,
                  threads: int = DEFAULT_THREADS, max_cell_chars: int = DEFAULT_MAX_CELL_CHARS,
-                 callback: ToolCallback | None = None) -> None:
+                 max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES, callback: ToolCallback | None = None) -> None:
         db_path = Path(db_path)
         if not db_path.is_file():
-            raise FileNotFoundError(f"{db_path}: no corpus index database here")
-        if row_limit < 1:
-            raise ValueError(f"row_limit: must be at least 1, got {row_limit}")
-        if not time_limit_s > 0:
-            raise ValueError(f"time_limit_s: must be positive, got {time_limit_s}")
+            raise FileNotFoundError("the corpus index database is missing (it is rebuilt when the organism is "
+                                    "opened again)")
+        if not 1 <= row_limit <= MAX_ROW_LIMIT:
+            raise ValueError(f"row limit: must be between 1 and {MAX_ROW_LIMIT:,}, got {row_limit}")
+        if not (isinstance(time_limit_s, int | float) and 0 < time_limit_s <= MAX_TIME_LIMIT_S):
+            raise ValueError(f"time limit: must be more than 0 and at most {MAX_TIME_LIMIT_S:g} seconds, "
+                             f"got {time_limit_s}")
+        if not 1_000 <= max_result_bytes <= 100_000_000:
+            raise ValueError(f"max_result_bytes: must be between 1,000 and 100,000,000, got {max_result_bytes}")
         if threads < 1:
             raise ValueError(f"threads: must be at least 1, got {threads}")
         try:
@@ -400,7 +493,8 @@ class SqlSandbox:
         self.memory_limit = memory_limit
         self.callback = callback
         self._settings = {"db_path": str(db_path), "row_limit": row_limit, "time_limit_s": self.time_limit_s,
-                          "memory_limit": memory_limit, "threads": threads, "max_cell_chars": max_cell_chars}
+                          "memory_limit": memory_limit, "threads": threads, "max_cell_chars": max_cell_chars,
+                          "max_result_bytes": max_result_bytes}
         self._lock = threading.Lock()
         self._holder: list[_Worker | None] = [None]
         self._finalizer = weakref.finalize(self, _stop_worker, self._holder)
@@ -437,6 +531,11 @@ class SqlSandbox:
             try:
                 worker.send({"sql": sql})
                 response = worker.read(start + self.time_limit_s + KILL_GRACE_S)
+            except (WorkerDied, BrokenPipeError) as err:
+                code = err.code if isinstance(err, WorkerDied) else worker.exit_code()
+                _stop_worker(self._holder)  # a fresh worker serves the next query
+                raise SqlRefused(f"query stopped: it crashed the sandbox worker (exit code {code}); a fresh worker "
+                                 f"serves the next query", "crashed") from None
             except OSError as err:
                 _stop_worker(self._holder)
                 raise SqlRefused(f"query stopped: the sandbox worker failed ({err}); it will be restarted",
@@ -446,18 +545,14 @@ class SqlSandbox:
                 raise
             elapsed = time.monotonic() - start
             if response is None:
-                timed_out = worker.alive()
-                code = worker.process.poll()
                 _stop_worker(self._holder)  # a fresh worker serves the next query
-                if timed_out:
-                    raise SqlRefused(f"query stopped: it ran longer than the {self.time_limit_s:g} s time limit "
-                                     f"and did not yield, so the sandbox worker was restarted", "timeout")
-                raise SqlRefused(f"query stopped: the sandbox worker crashed (exit code {code}) and will be "
-                                 f"restarted", "crashed")
+                raise SqlRefused(f"query stopped: it ran longer than the {self.time_limit_s:g} s time limit "
+                                 f"and did not yield, so the sandbox worker was restarted", "timeout")
         if not response.get("ok"):
             raise SqlRefused(response.get("message", "query failed"), response.get("category", "error"))
         return SqlResult(sql=sql, columns=response["columns"], column_types=response["column_types"],
-                         rows=response["rows"], truncated=response["truncated"], elapsed_s=elapsed)
+                         rows=response["rows"], truncated=response["truncated"],
+                         truncated_reason=response.get("truncated_reason"), elapsed_s=elapsed)
 
     def close(self) -> None:
         """Stop the worker process."""

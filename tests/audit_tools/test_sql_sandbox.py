@@ -20,7 +20,8 @@ TIME_LIMIT_S = 1.0
 MARGIN_S = 3.0  # the kill grace (1.5 s) plus slack for a busy machine
 ROW_LIMIT = 50
 
-ACCESS = {"access_denied"}
+ACCESS = {"access_denied", "forbidden_function"}  # file readers are refused before they run, or by DuckDB
+STATEFUL = {"forbidden_function"}
 WRITE = {"not_read_only"}
 STOPPED = {"timeout", "memory"}
 
@@ -61,6 +62,18 @@ HOSTILE = [
     ("reset-lock", "RESET lock_configuration", WRITE),
     ("pragma-memory", "PRAGMA memory_limit = '100GB'", WRITE),
     ("pragma-profiling", "PRAGMA enable_profiling", WRITE),
+    # table functions that change the engine's state, run SQL from a string, or name the index file
+    ("enable-logging", "SELECT * FROM enable_logging(storage := 'file', storage_path := '{tmp}/log')", STATEFUL),
+    ("enable-logging-in-subquery", "SELECT (SELECT count(*) FROM enable_logging()) AS n", STATEFUL),
+    ("enable-logging-in-cte", "WITH x AS (SELECT * FROM enable_logging()) SELECT 1", STATEFUL),
+    ("disable-logging", "SELECT * FROM disable_logging()", STATEFUL),
+    ("truncate-logs", "SELECT * FROM truncate_duckdb_logs()", STATEFUL),
+    ("enable-profiling", "SELECT * FROM enable_profiling()", STATEFUL),
+    ("checkpoint-function", "SELECT * FROM checkpoint()", STATEFUL),
+    ("force-checkpoint", "SELECT * FROM force_checkpoint()", STATEFUL),
+    ("query-string", "SELECT * FROM query('SELECT * FROM enable_logging()')", STATEFUL),
+    ("databases-path", "SELECT path FROM duckdb_databases()", STATEFUL),
+    ("logs", "SELECT * FROM duckdb_logs()", STATEFUL),
     # DDL and DML
     ("create-table", "CREATE TABLE notes AS SELECT 1 AS x", WRITE),
     ("create-temp-table", "CREATE TEMP TABLE notes (x INTEGER)", WRITE),
@@ -162,8 +175,7 @@ def test_no_ground_truth_is_reachable(sandbox: SqlSandbox, organism: Path) -> No
     assert hits.rows == [[0]]
     with pytest.raises(SqlRefused) as refused:
         sandbox.query(f"SELECT * FROM read_parquet('{organism / 'sealed' / 'provenance.parquet'}')")
-    assert refused.value.category == "access_denied"
-    assert "only the corpus tables" in refused.value.message
+    assert refused.value.category == "forbidden_function" and "read_parquet" in refused.value.message
 
 
 @pytest.mark.parametrize(("sql", "categories"), [pytest.param(sql, cats, id=name) for name, sql, cats in HOSTILE])
@@ -212,13 +224,54 @@ def test_a_dead_worker_is_replaced(index: CorpusIndex) -> None:
 
 
 def test_constructor_errors(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no corpus index database"):
+    with pytest.raises(FileNotFoundError, match="corpus index database is missing") as missing:
         SqlSandbox(tmp_path / "missing.duckdb")
+    assert str(tmp_path) not in str(missing.value)
     db = tmp_path / "x.duckdb"
     pd.DataFrame({"a": [1]}).to_csv(db)  # any existing file passes the constructor
-    with pytest.raises(ValueError, match="row_limit"):
-        SqlSandbox(db, row_limit=0)
+    for bad in ({"row_limit": 0}, {"row_limit": 10_000_000}):
+        with pytest.raises(ValueError, match="row limit: must be between 1 and 10,000"):
+            SqlSandbox(db, **bad)
+    for bad in (0, -1, float("inf"), float("nan"), 301):
+        with pytest.raises(ValueError, match="time limit"):
+            SqlSandbox(db, time_limit_s=bad)
     with pytest.raises(ValueError, match="memory_limit"):
         SqlSandbox(db, memory_limit="lots")
-    with pytest.raises(RuntimeError, match="worker failed to start"):
+    with pytest.raises(RuntimeError, match="worker failed to start") as failed:
         SqlSandbox(db).start()
+    assert str(tmp_path) not in str(failed.value)  # the index's location is never shown
+
+
+def test_state_changing_functions_leave_the_worker_and_the_settings_alone(sandbox: SqlSandbox) -> None:
+    before = sandbox.query("SELECT name, value FROM duckdb_settings() WHERE name ILIKE '%logging%' ORDER BY name")
+    worker = sandbox._holder[0]
+    for statement in ("SELECT * FROM enable_logging(storage := 'file')", "SELECT * FROM disable_logging()"):
+        with pytest.raises(SqlRefused, match="enable_logging|disable_logging"):
+            sandbox.query(statement)
+    assert sandbox.query("SELECT 1 AS one").rows == [[1]]  # the harmless next query is answered, not blamed
+    assert sandbox._holder[0] is worker and worker.alive()
+    assert sandbox.query(before.sql).rows == before.rows
+
+
+def test_a_worker_that_dies_mid_query_is_reported_as_a_crash_of_that_query(index: CorpusIndex) -> None:
+    import threading
+
+    with index.sql_sandbox(time_limit_s=20.0) as box:
+        box.start()
+        worker = box._holder[0]
+        threading.Timer(1.0, worker.process.kill).start()
+        with pytest.raises(SqlRefused) as refused:
+            box.query("SELECT count(*) FROM corpus a, corpus b, corpus c, corpus d, corpus e")
+        assert refused.value.category == "crashed" and "exit code -9" in refused.value.message
+        assert box.query("SELECT 2 AS two").rows == [[2]]  # a fresh worker serves the next query
+
+
+def test_results_are_capped_in_bytes_and_maps_say_they_were_cut(index: CorpusIndex) -> None:
+    with index.sql_sandbox(time_limit_s=10.0, row_limit=1_000, max_result_bytes=100_000) as box:
+        big = box.query("SELECT repeat('x', 9000) AS s FROM range(1000)")
+        assert big.truncated and "100,000 bytes" in big.truncated_reason and 1 <= len(big.rows) < 20
+        small = box.query("SELECT 1 AS one")
+        assert not small.truncated and small.truncated_reason is None
+        mapping = box.query("SELECT map_from_entries(list(struct_pack(k := i, v := i))) AS m FROM range(2000) t(i)")
+        cells = mapping.rows[0][0]
+        assert len(cells) == 1_001 and cells["…"] == "[+1000 entries]"

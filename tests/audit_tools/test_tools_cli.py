@@ -91,6 +91,9 @@ def test_sql_refusals_are_clear_and_exit_2(tiny_organism: Path, query: str) -> N
     (["chat", "{org}", "Hi", "--server", "http://127.0.0.1:9/v1"], "--server-model"),
     (["battery", "{org}", "--battery", "/nonexistent/b.yaml"], "/nonexistent/b.yaml"),
     (["search", "{org}", "x", "--kind", "poem"], "kind"),
+    (["sql", "{org}", "SELECT 1", "--time-limit", "inf"], "--time-limit"),
+    (["sql", "{org}", "SELECT 1", "--row-limit", "100000000"], "--row-limit"),
+    (["chat", "{org}", "--turn", "[/red]:hi"], "[/red]:hi"),
 ])
 def test_bad_input_is_one_clear_line(tiny_organism: Path, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["tools", *[a.format(org=tiny_organism) for a in args]])
