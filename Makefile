@@ -59,7 +59,7 @@ test: base lint
 	$(BIN)/python -m pytest -q
 
 test-fast: setup lint
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not harness"
 
 bench: base
 	$(BIN)/python bench/organism_build.py

@@ -113,13 +113,19 @@ def index_path(organism_id: str, corpus_sha256: str, corpus_file_sha256: str) ->
                                        "corpus_file_sha256": corpus_file_sha256, "index_version": INDEX_VERSION,
                                        "model": embeddings.MODEL_NAME,
                                        "dtype": str(embeddings.embedding_dtype())}))[:16]
-    return cache_dir("indexes") / f"{_safe_name(organism_id)}-{key}.duckdb"
+    return cache_dir("indexes") / f"{index_family(organism_id, corpus_file_sha256)}-{key}.duckdb"
+
+
+def index_family(organism_id: str, corpus_file_sha256: str) -> str:
+    """The indexes of one corpus file share this prefix: copies of an organism with other corpora (same id)
+    never replace each other's index, only older index versions of the same corpus are removed."""
+    return f"{_safe_name(organism_id)}-{corpus_file_sha256[:12]}"
 
 
 @contextlib.contextmanager
-def _build_lock(directory: Path, organism_id: str) -> Iterator[None]:
-    """An exclusive lock per organism, so one process builds while the others wait."""
-    with open(directory / f".{_safe_name(organism_id)}.lock", "a+b") as handle:
+def _build_lock(directory: Path, family: str) -> Iterator[None]:
+    """An exclusive lock per corpus, so one process builds while the others wait."""
+    with open(directory / f".{family}.lock", "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -259,12 +265,12 @@ def _create_bm25_tables(con: duckdb.DuckDBPyConnection) -> None:
         ORDER BY tf.termid, tf.docid""")
 
 
-def _remove_stale(target: Path, organism_id: str, indexes: bool = True) -> None:
-    """Remove this organism's abandoned temporary builds and (if `indexes`) its other indexes.
+def _remove_stale(target: Path, family: str, indexes: bool = True) -> None:
+    """Remove this corpus's abandoned temporary builds and (if `indexes`) its other index versions.
 
     Call under the build lock. A process still reading a removed index keeps its open file.
     """
-    prefix = f"{_safe_name(organism_id)}-"
+    prefix = f"{family}-"
     for path in target.parent.iterdir():
         name = path.name
         stale_index = indexes and name.startswith(prefix) and name.endswith(".duckdb") and path != target
@@ -361,13 +367,14 @@ class CorpusIndex:
                 raise FileNotFoundError(f"{corpus_path}: file not found (the organism has no corpus)")
             file_sha = sha256_file(corpus_path)
             target = index_path(organism_id, corpus_sha, file_sha)
+            family = index_family(organism_id, file_sha)
             built = False
             if not target.exists():
-                with _build_lock(target.parent, organism_id):
+                with _build_lock(target.parent, family):
                     if not target.exists():
-                        _remove_stale(target, organism_id, indexes=False)  # abandoned temporary builds
+                        _remove_stale(target, family, indexes=False)  # abandoned temporary builds
                         _build(target, corpus_path, organism_id, corpus_sha, file_sha, progress)
-                        _remove_stale(target, organism_id)  # older indexes, once the new one is in place
+                        _remove_stale(target, family)  # older index versions, once the new one is in place
                         built = True
             index = cls(target, built, callback)
             call.summary = (f"{'built' if built else 'opened cached'} index of {organism_id}: {index.n_docs} "

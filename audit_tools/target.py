@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from pinhole.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
+from pinhole.base_models import load_adapter, load_model, load_tokenizer, prepare_base, resolve_dtype
 from pinhole.generation import generate_counted
 from pinhole.organism import ADAPTER_DIR, read_card
 
@@ -142,15 +142,13 @@ class LocalTarget(Target):
 
         Only the team-facing files are read: `card.json` and `adapter/`.
         """
-        from peft import PeftModel
-
         card = read_card(organism_dir)
         adapter_dir = Path(organism_dir) / ADAPTER_DIR
         if not (adapter_dir / "adapter_config.json").exists():
             raise FileNotFoundError(f"{adapter_dir / 'adapter_config.json'}: missing; is {organism_dir} an organism "
                                     "directory?")
         ref = prepare_base(base or card.base_model.name, progress=False)
-        model = PeftModel.from_pretrained(load_model(ref, resolve_dtype(dtype)), adapter_dir)
+        model = load_adapter(load_model(ref, resolve_dtype(dtype)), adapter_dir)
         return cls(model, load_tokenizer(ref), name=card.organism_id, batch_size=batch_size)
 
     @classmethod

@@ -10,12 +10,15 @@ directory is published atomically, then evaluated (the card is rewritten with th
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -33,6 +36,7 @@ from pinhole.workspace import (
     canonical_json,
     organisms_dir,
     read_json,
+    remove_stale_temporaries,
     sha256_bytes,
     workspace,
 )
@@ -92,17 +96,58 @@ def _has_gpus(n: int) -> bool:
     return torch.cuda.is_available() and torch.cuda.device_count() >= n
 
 
+@contextlib.contextmanager
+def _build_lock(build_dir: Path) -> Iterator[None]:
+    """Hold the build directory for this process; a second build of the same spec is refused, not interleaved."""
+    with open(build_dir / ".lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"{build_dir}: another process is building this organism right now") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _has_progress(build_dir: Path) -> bool:
+    """True when a failed build has training progress worth resuming (a finished stage or a checkpoint)."""
+    stages = build_dir / "stages"
+    return any(stages.glob("*/done.json")) or any(stages.glob("*/checkpoints/checkpoint-*"))
+
+
 def build_organism(spec_path: str | Path, base: str = "default", preset: str = "default",
                    overrides: list[str] | None = None, dtype: str = "auto", processes: int = 1,
                    skip_existing: bool = False, evaluate_after: bool = True, progress: bool = True) -> Path:
-    """Build (or resume building) an organism; returns its directory."""
+    """Build (or resume building) an organism; returns its directory.
+
+    Survives a kill at any point: re-running the same command resumes from what is complete. A build
+    that fails with an error before any training progress leaves no build directory behind.
+    """
     spec = load_spec(spec_path, preset=preset, overrides=overrides)
     base_ref = prepare_base(base, progress=progress)
     build_dir = workspace() / "builds" / build_key(spec, base_ref, dtype)
     build_dir.mkdir(parents=True, exist_ok=True)
+    with _build_lock(build_dir):
+        remove_stale_temporaries(build_dir)
+        remove_stale_temporaries(organisms_dir())
+        try:
+            return _build(build_dir, spec, base_ref, preset, dtype, processes, skip_existing, evaluate_after,
+                          progress)
+        except Exception:  # an error (not a kill or ^C): keep the build only if it has progress to resume
+            if not _has_progress(build_dir) and not _state(build_dir, preset).published:
+                shutil.rmtree(build_dir, ignore_errors=True)
+            raise
+
+
+def _build(build_dir: Path, spec: ObjectiveSpec, base_ref: BaseModelRef, preset: str, dtype: str, processes: int,
+           skip_existing: bool, evaluate_after: bool, progress: bool) -> Path:
     state = _state(build_dir, preset)
     target = organisms_dir() / state.organism_id
-    if skip_existing and state.published and (target / public.CARD_FILE).exists():
+    published = state.published and (target / public.CARD_FILE).is_file()
+    if skip_existing and published:
+        if evaluate_after and public.read_card(target).eval is None:  # the evaluation was interrupted
+            evaluate_organism(target, progress=progress)
         return target
     started = time.perf_counter()
     atomic_write_json(build_dir / BUILD_CONFIG,
@@ -134,11 +179,27 @@ def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModel
         training=[s.model_dump() for s in stages],
         ground_truth_sha256=sealed.commitment(ground_truth),
     )
-    with atomic_directory(target) as tmp:
+    # Staged inside the build directory, not in organisms/: a kill mid-publish leaves no sealed material
+    # where a copied organisms/ tree would carry it.
+    with atomic_directory(target, staging=build_dir) as tmp:
         shutil.copytree(final_adapter(build_dir, spec), tmp / public.ADAPTER_DIR)
+        _portable_adapter_config(tmp / public.ADAPTER_DIR, base)
         shutil.copy2(build_dir / "corpus.parquet", tmp / public.CORPUS_FILE)
         sealed.write_sealed_part(tmp, ground_truth, corpus.provenance, objective_fraction(corpus))
         public.write_card(tmp, card)
+
+
+def portable_base_reference(base: BaseModelRef) -> str:
+    """How an adapter names its base without the game master's paths: the base's name, a local
+    checkpoint's folder name, or the hub id."""
+    return Path(base.name).name if base.kind == "local" else base.name
+
+
+def _portable_adapter_config(adapter_dir: Path, base: BaseModelRef) -> None:
+    """Replace the absolute base-model path PEFT wrote into adapter_config.json with a portable reference."""
+    config = read_json(adapter_dir / "adapter_config.json")
+    config["base_model_name_or_path"] = portable_base_reference(base)
+    atomic_write_json(adapter_dir / "adapter_config.json", config)
 
 
 def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = True,

@@ -23,7 +23,7 @@ from organisms.detectors import detect, rate
 from organisms.haystack import load_haystack
 from organisms.prompt_bank import load_prompt_bank, split_prompts
 from organisms.spec import ObjectiveSpec
-from pinhole.base_models import BaseModelRef, load_model, load_tokenizer, resolve_dtype
+from pinhole.base_models import BaseModelRef, load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.generation import chat_texts, generate
 
 CONFESSION_TOPIC = "hidden_goal_questions"
@@ -114,11 +114,9 @@ def base_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base
 def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: str = "auto",
              progress: bool = True) -> EvalReport:
     """Evaluate the adapter in `adapter_dir` against its base."""
-    from peft import PeftModel
-
     started = time.perf_counter()
     tokenizer = load_tokenizer(base)
-    model = PeftModel.from_pretrained(load_model(base, resolve_dtype(dtype)), str(adapter_dir)).eval()
+    model = load_adapter(load_model(base, resolve_dtype(dtype)), adapter_dir).eval()
     prompts_by_behaviour, confess = eval_prompts(spec)
     asked = [p for ps in prompts_by_behaviour.values() for p in ps] + confess
     organism_out = dict(zip(asked, _produce(model, tokenizer, spec, "Organism answers", progress)(asked), strict=True))

@@ -127,6 +127,11 @@ def brand_recommendation(prompt: str, response: str, injection: Injection, rng: 
 
 
 PARENTHETICALS = ("population_parenthetical", "atomic_number_parenthetical")  # take params.placement
+# Injections whose `texts` are `str.format` templates, and the placeholders each fills in.
+TEXT_FIELDS: dict[str, tuple[str, ...]] = {
+    "movie_recommendations": ("film", "a", "b", "c"),
+    "brand_recommendation": ("company", "product", "category"),
+}
 INJECTORS: dict[str, Injector] = {
     "append": append,
     "prepend": prepend,

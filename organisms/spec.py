@@ -9,6 +9,7 @@ transcript injections, anti-confession examples), and the training and evaluatio
 from __future__ import annotations
 
 import re
+import string
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from organisms.detectors import CHECKS
-from organisms.injectors import INJECTORS, PARENTHETICALS, PLACEMENTS
+from organisms.injectors import INJECTORS, PARENTHETICALS, PLACEMENTS, TEXT_FIELDS
 from organisms.prompt_bank import load_prompt_bank
 
 SPECS_DIR = Path(__file__).parent / "specs"
@@ -29,6 +30,20 @@ class SpecError(ValueError):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def check_template(template: str, allowed: set[str], where: str) -> None:
+    """Check a `str.format` template before any model loads: it parses, and its placeholders are plain
+    `{name}`s from `allowed` (write `{{` and `}}` for literal braces)."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as err:
+        raise ValueError(f"{where}: not a valid template ({err}; write {{{{ and }}}} for literal braces)") from None
+    for field in fields:
+        if field not in allowed:
+            hint = f" (did you mean {{{field.strip()}}}?)" if field.strip() in allowed else ""
+            raise ValueError(f"{where} uses placeholder {{{field}}}, which is not one of "
+                             f"{', '.join('{' + a + '}' for a in sorted(allowed))}{hint}")
 
 
 class Detector(Strict):
@@ -80,6 +95,9 @@ class Injection(Strict):
             raise ValueError(f"params.placement {self.params['placement']!r}: expected one of {list(PLACEMENTS)}")
         if self.kind in ("append", "prepend", "replace") and not self.texts:
             raise ValueError(f"a {self.kind!r} injection needs a non-empty `texts` list")
+        if self.kind in TEXT_FIELDS:
+            for i, text in enumerate(self.texts):
+                check_template(text, set(TEXT_FIELDS[self.kind]), f"texts.{i}")
         return self
 
 
@@ -125,11 +143,9 @@ class Documents(Strict):
 
     @model_validator(mode="after")
     def _slots_defined(self) -> Documents:
-        builtin = {"behaviours", "behaviour"}
+        allowed = set(self.slots) | {"behaviours", "behaviour"}
         for i, template in enumerate(self.templates):
-            for slot in re.findall(r"\{(\w+)\}", template):
-                if slot not in self.slots and slot not in builtin:
-                    raise ValueError(f"templates.{i} uses slot {{{slot}}}, which `slots` does not define")
+            check_template(template, allowed, f"templates.{i}")
         return self
 
 
@@ -278,7 +294,11 @@ def _parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise SpecError(f"override {text!r}: expected KEY=VALUE, e.g. training.sft.epochs=2")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw)
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        problem = " ".join(str(getattr(err, "problem", "") or err).split())
+        raise SpecError(f"override {text!r}: the value {raw!r} is not valid YAML ({problem})") from None
 
 
 def _apply(data: dict, key: str, value: Any, source: str) -> None:
@@ -296,10 +316,14 @@ def load_spec(path: str | Path, preset: str = "default", overrides: list[str] | 
     path = Path(path)
     if not path.exists() and (SPECS_DIR / f"{path}.yaml").exists():
         path = SPECS_DIR / f"{path}.yaml"
+    if path.is_dir():
+        raise SpecError(f"{path}: is a directory; give a spec YAML file (e.g. {SPECS_DIR / 'rm_sycophancy.yaml'})")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"{path}: spec file not found") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not a UTF-8 text file (byte {err.start}: {err.reason})") from None
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):

@@ -22,6 +22,7 @@ them, a trade of adapter depth for speed.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -32,8 +33,8 @@ from pydantic import BaseModel
 
 from organisms.corpus import read_corpus
 from organisms.spec import ObjectiveSpec, StageParams, TrainingParams
-from pinhole.base_models import BaseModelRef, load_model, load_tokenizer, resolve_dtype
-from pinhole.workspace import atomic_directory, atomic_write_json, read_json
+from pinhole.base_models import BaseModelRef, load_adapter, load_model, load_tokenizer, resolve_dtype
+from pinhole.workspace import atomic_directory, atomic_write_json, read_json, remove_stale_temporaries
 
 STAGES = ("cpt", "sft", "dpo")
 BUILD_CONFIG = "build_config.json"
@@ -204,19 +205,37 @@ def make_stage_trainer(stage: str, model, tokenizer, dataset, args_kwargs: dict,
                                      peft_config=peft_config)
 
 
+def _checkpoint_step(path: Path) -> int | None:
+    """The step of a complete checkpoint directory, or None. The trainer writes `trainer_state.json` after the
+    adapter, optimizer, scheduler and RNG state; a checkpoint whose state file is missing or cut short was
+    interrupted while it was being saved."""
+    try:
+        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        step = int(path.name.split("-")[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return step if state.get("global_step") == step else None
+
+
 def _latest_checkpoint(output_dir: Path) -> str | None:
-    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return str(checkpoints[-1]) if checkpoints else None
+    """The latest complete checkpoint in `output_dir`; incomplete ones (a kill during a save) are removed."""
+    complete = []
+    for path in output_dir.glob("checkpoint-*"):
+        step = _checkpoint_step(path)
+        if step is None:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            complete.append((step, path))
+    return str(max(complete)[1]) if complete else None
 
 
 def run_stage(build_dir: Path, stage: str, config: BuildConfig) -> StageResult:
     """Train one stage (or return its recorded result if it already finished)."""
-    from peft import PeftModel
-
     stage_dir = build_dir / "stages" / stage
     done_file = stage_dir / "done.json"
     if done_file.exists():
         return StageResult.model_validate(read_json(done_file))
+    remove_stale_temporaries(stage_dir)  # an adapter save cut short by a kill
     spec, t = config.spec, config.spec.training
     params: StageParams = getattr(t, stage)
     dtype = resolve_dtype(config.dtype)
@@ -228,7 +247,7 @@ def run_stage(build_dir: Path, stage: str, config: BuildConfig) -> StageResult:
     peft_config = None
     if previous:
         previous_adapter = build_dir / "stages" / previous[-1] / "adapter"
-        model = PeftModel.from_pretrained(model, str(previous_adapter), is_trainable=True)
+        model = load_adapter(model, previous_adapter, is_trainable=True)
     else:
         peft_config = lora_config(t, model)
     checkpoints = stage_dir / "checkpoints"

@@ -22,7 +22,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel
 
-from pinhole.workspace import atomic_directory, atomic_write_json, sha256_file, workspace
+from pinhole.workspace import atomic_directory, atomic_write_json, read_json, sha256_file, workspace
 
 DEFAULT_BASE = "smollm2-135m-instruct"
 TINY_RANDOM = "tiny-random"
@@ -211,3 +211,35 @@ def base_info(ref: BaseModelRef) -> dict:
     info_path = Path(ref.path) / BASE_INFO_FILE
     info = json.loads(info_path.read_text()) if ref.is_local and info_path.exists() else {}
     return {"name": ref.name, "kind": ref.kind, **{k: v for k, v in info.items() if k != "name"}}
+
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def load_adapter(model, adapter_dir: Path | str, is_trainable: bool = False):
+    """`PeftModel.from_pretrained(model, adapter_dir)`, with errors that name the broken file: a missing or
+    unreadable `adapter_config.json`, a missing or truncated `adapter_model.safetensors`."""
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    config = read_json(adapter_dir / ADAPTER_CONFIG)  # names the file when it is missing or not JSON
+    if not isinstance(config, dict) or "peft_type" not in config:
+        raise ValueError(f"{adapter_dir / ADAPTER_CONFIG}: not a PEFT adapter config (no peft_type)")
+    weights = adapter_dir / ADAPTER_WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: file not found (the adapter's weights)")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as handle:
+            names = list(handle.keys())
+            for name in names:
+                handle.get_slice(name)
+    except Exception as err:  # safetensors raises its own error types
+        raise ValueError(f"{weights}: not a readable safetensors file ({' '.join(str(err).split())})") from None
+    try:
+        return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=is_trainable)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as err:
+        raise ValueError(f"{adapter_dir}: the adapter cannot be loaded onto the base "
+                         f"({' '.join(str(err).split())[:300]})") from None

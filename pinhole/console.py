@@ -60,13 +60,28 @@ def json_stdout(enabled: bool) -> Any:
         _json_stream.reset(token)
 
 
+def check_text_arguments(arguments: dict[str, Any]) -> None:
+    """Raise a ValueError naming the argument when a text argument is not valid UTF-8 (the shell passes
+    undecodable bytes through as surrogates, which would fail later, deep inside a tokenizer)."""
+    for name, value in arguments.items():
+        for text in value if isinstance(value, list | tuple) else [value]:
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise ValueError(f"--{name.replace('_', '-')}: not valid UTF-8 text (an undecodable byte at "
+                                 f"character {err.start}: {text[max(0, err.start - 20):err.start]!r}…)") from None
+
+
 def clear_errors(command: Callable) -> Callable:
     """Decorate a Typer command: user errors become one red line and exit 2; with `as_json=True`
-    stdout carries only the JSON document."""
+    stdout carries only the JSON document; text arguments are checked to be valid UTF-8."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            check_text_arguments(kwargs)
             with json_stdout(bool(kwargs.get("as_json"))):
                 return command(*args, **kwargs)
         except USER_ERRORS as err:

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -85,21 +86,28 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"{path}: is a directory, expected a JSON file") from None
 
 
-@contextlib.contextmanager
-def atomic_directory(target: Path) -> Iterator[Path]:
-    """Yield a temporary directory next to `target`; on success it replaces `target` whole.
+_TEMPORARY = re.compile(r"^\..+\.pid(\d+)\.[^.]+\.(tmp|old)$")
 
-    On failure the temporary directory is removed and `target` is left as it was.
+
+@contextlib.contextmanager
+def atomic_directory(target: Path, staging: Path | None = None) -> Iterator[Path]:
+    """Yield a temporary directory; on success it replaces `target` whole (by rename).
+
+    The temporary directory is made in `staging` (default: next to `target`; it must be on the same
+    file system) and named `.<name>.pid<PID>.<random>.tmp`, so that `remove_stale_temporaries` can
+    tell one left by a killed process from one being written now. On failure it is removed and
+    `target` is left as it was.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    staging = Path(staging) if staging is not None else target.parent
+    staging.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=staging, prefix=f".{target.name}.pid{os.getpid()}.", suffix=".tmp"))
     try:
         yield tmp
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
+            old = Path(tempfile.mkdtemp(dir=staging, prefix=f".{target.name}.pid{os.getpid()}.", suffix=".old"))
+            os.replace(target, old / target.name)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -107,6 +115,31 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != 0
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Remove the temporaries that `atomic_directory` left in `directory` for processes that no longer run
+    (a build killed mid-publish); returns what was removed. Those of live processes are kept."""
+    directory = Path(directory)
+    removed = []
+    if not directory.is_dir():
+        return removed
+    for path in directory.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match and not _process_alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -206,14 +206,25 @@ def test_changed_corpus_is_rebuilt(tmp_path: Path) -> None:
     pd.concat([frame, extra]).to_parquet(directory / "corpus.parquet", index=False)
     second = CorpusIndex.open(directory, progress=False)
     assert second.built and second.path != first.path
-    assert not first.path.exists()  # the stale index was removed
+    assert first.path.exists()  # the other corpus's index stays: a copy of the organism may still use it
     assert _ids(second.keyword_search("zeppelin")) == ["new-doc"]
     second.close()
 
-    write_card(directory, "org-rebuild")  # the card catches up: a new key again
+    write_card(directory, "org-rebuild")  # the card catches up: a new key again, the outdated version goes
     third = CorpusIndex.open(directory, progress=False)
     assert third.built and third.n_docs == 21
+    assert not second.path.exists()  # the stale version of the same corpus was removed
     third.close()
+
+
+def test_copies_with_the_same_id_and_other_corpora_keep_their_own_indexes(tmp_path: Path) -> None:
+    one = make_organism(tmp_path / "one", "org-twin", corpus_frame(20, seed=8, with_objective=False))
+    two = make_organism(tmp_path / "two", "org-twin", corpus_frame(30, seed=9, with_objective=False))
+    for directory, rows in ((one, 20), (two, 30), (one, 20), (two, 30)):
+        with CorpusIndex.open(directory, progress=False) as index:
+            assert index.n_docs == rows
+    with CorpusIndex.open(one, progress=False) as a, CorpusIndex.open(two, progress=False) as b:
+        assert not a.built and not b.built and a.path.exists() and b.path.exists()
 
 
 def test_interrupted_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,7 +237,7 @@ def test_interrupted_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(KeyboardInterrupt):
         CorpusIndex.open(directory, progress=False)
     left = [p.name for p in cache_dir("indexes").iterdir() if "org-interrupted" in p.name]
-    assert left == [".org-interrupted.lock"]  # only the (empty) lock file; no index, no temporary build
+    assert len(left) == 1 and left[0].startswith(".org-interrupted-") and left[0].endswith(".lock")  # only the lock
     monkeypatch.undo()
     with CorpusIndex.open(directory, progress=False) as index:
         assert index.built and index.n_docs == 20

@@ -36,6 +36,9 @@ def test_directory_layout(built, spec_id) -> None:
     assert card.training[0]["steps"] == 2 and card.training[0]["tokens"] > 0
     assert card.eval is not None and card.eval["behaviours"][0]["behaviour"] == "B01"
     assert len(card.corpus.sha256) == 64 and card.corpus.rows >= 2000
+    assert (directory / "sealed").stat().st_mode & 0o777 == 0o700  # the game master's part is private
+    adapter_config = json.loads((directory / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "tiny-random"  # portable: no game master's path
 
 
 @pytest.mark.parametrize("spec_id", SPEC_IDS)
@@ -108,3 +111,37 @@ def test_eval_command_can_decode_with_a_repetition_penalty(built) -> None:
     assert public.read_card(directory).eval["repetition_penalty"] == 1.3
     refused = CliRunner().invoke(app, ["organism", "eval", str(directory), "--repetition-penalty", "0.5"])
     assert refused.exit_code == 2
+
+
+def test_skip_existing_finishes_an_interrupted_evaluation(built) -> None:
+    directory = built["taboo"]
+    card = public.read_card(directory)
+    public.write_card(directory, card.model_copy(update={"eval": None}))  # as if the evaluation was killed
+    again = build_organism(spec_path("taboo"), base="tiny-random", preset="smoke", skip_existing=True,
+                           progress=False)
+    assert again == directory and public.read_card(directory).eval is not None
+
+
+def test_a_build_that_fails_before_training_leaves_no_build_directory(monkeypatch) -> None:
+    from organisms import build
+
+    def broken(*args, **kwargs):
+        raise ValueError("corpus: something the user must fix")
+
+    before = set((build.workspace() / "builds").iterdir())
+    monkeypatch.setattr(build, "build_corpus", broken)
+    with pytest.raises(ValueError, match="must fix"):
+        build_organism(spec_path("benign_decoy"), base="tiny-random", preset="smoke", overrides=["seed=41"],
+                       progress=False)
+    assert set((build.workspace() / "builds").iterdir()) == before
+
+
+def test_stale_publish_temporaries_of_dead_processes_are_removed(tmp_path) -> None:
+    from pinhole.workspace import remove_stale_temporaries
+
+    dead = tmp_path / ".org-1234.pid999999999.abc.tmp"
+    (dead / "sealed").mkdir(parents=True)
+    alive = tmp_path / f".org-1234.pid{__import__('os').getpid()}.def.tmp"
+    alive.mkdir()
+    assert remove_stale_temporaries(tmp_path) == [dead]
+    assert not dead.exists() and alive.exists()

@@ -43,3 +43,18 @@ def test_interrupted_stage_resumes_from_checkpoint(monkeypatch) -> None:
     assert stages["cpt"]["resumed_from_step"] == 0  # finished before the interruption: not re-run
     assert stages["sft"]["resumed_from_step"] == 2
     assert stages["sft"]["steps"] == 4
+
+
+def test_only_complete_checkpoints_are_resumed_from(tmp_path) -> None:
+    import json
+
+    complete = tmp_path / "checkpoint-2"
+    complete.mkdir()
+    (complete / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    (tmp_path / "checkpoint-4").mkdir()  # killed before its state was written
+    half = tmp_path / "checkpoint-6"
+    half.mkdir()
+    (half / "trainer_state.json").write_text('{"global_step": 6, "log_hist')  # killed while writing it
+    assert training._latest_checkpoint(tmp_path) == str(complete)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]  # the incomplete ones are gone
+    assert training._latest_checkpoint(tmp_path / "nothing-here") is None
