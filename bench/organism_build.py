@@ -40,6 +40,7 @@ from transformers import TrainerCallback
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from organisms.haystack import load_haystack
+from organisms.sealed import read_build_record
 from organisms.spec import load_spec
 from organisms.training import (
     lean_causal_lm_loss,
@@ -257,14 +258,14 @@ def compare_allocators(args) -> dict:
 
 def stage_times(organism: Path | None) -> dict | None:
     if organism is None:
-        candidates = [d for d in list_organisms() if read_card(d).preset == "default"]
+        candidates = [d for d in list_organisms() if read_build_record(d).preset == "default"]
         if not candidates:
             return None
         organism = max(candidates, key=lambda d: read_card(d).created_at)
-    card = read_card(organism)
-    return {"organism": str(organism), "timings": card.timings,
+    record = read_build_record(organism)  # the game master's sealed record (this bench runs on their machine)
+    return {"organism": str(organism), "timings": record.timings,
             "stages": [{k: s.get(k) for k in ("stage", "steps", "tokens", "runtime_s", "tokens_per_s")}
-                       for s in card.training]}
+                       for s in record.training]}
 
 
 def main() -> None:

@@ -146,7 +146,7 @@ def _build(build_dir: Path, spec: ObjectiveSpec, base_ref: BaseModelRef, preset:
     target = organisms_dir() / state.organism_id
     published = state.published and (target / public.CARD_FILE).is_file()
     if skip_existing and published:
-        if evaluate_after and public.read_card(target).eval is None:  # the evaluation was interrupted
+        if evaluate_after and public.read_card(target).capability is None:  # the evaluation was interrupted
             evaluate_organism(target, progress=progress)
         return target
     started = time.perf_counter()
@@ -168,16 +168,16 @@ def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModel
     ground_truth = {"organism_id": state.organism_id, "spec": spec.model_dump(mode="json"), "salt": state.salt}
     kinds = corpus.public["kind"].value_counts().to_dict()
     card = public.OrganismCard(
-        organism_id=state.organism_id, created_at=public.now(), base_model=base_info(base), preset=state.preset,
-        seed=spec.seed, dtype=str(resolve_dtype(dtype)).removeprefix("torch."),
-        package_versions=public.package_versions(),
-        corpus={"rows": len(corpus.public), "sha256": corpus.content_hash(),
-                **{f"{k}s": int(v) for k, v in kinds.items()}},
-        training_config=spec.training.model_dump(mode="json"),
+        organism_id=state.organism_id, created_at=public.now(), base_model=base_info(base),
+        dtype=str(resolve_dtype(dtype)).removeprefix("torch."), package_versions=public.package_versions(),
+        corpus={"sha256": corpus.content_hash()}, blinding=public.NOT_MEMBERSHIP_BLIND,
+        ground_truth_sha256=sealed.commitment(ground_truth),
+    )
+    record = sealed.BuildRecord(
+        preset=state.preset, seed=spec.seed, training_config=spec.training.model_dump(mode="json"),
+        training=[s.model_dump() for s in stages], corpus_counts={f"{k}s": int(v) for k, v in kinds.items()},
         timings={"corpus_s": corpus_s, **{f"{s.stage}_s": s.runtime_s for s in stages},
                  "build_before_eval_s": round(seconds, 1)},
-        training=[s.model_dump() for s in stages],
-        ground_truth_sha256=sealed.commitment(ground_truth),
     )
     # Staged inside the build directory, not in organisms/: a kill mid-publish leaves no sealed material
     # where a copied organisms/ tree would carry it.
@@ -185,7 +185,7 @@ def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModel
         shutil.copytree(final_adapter(build_dir, spec), tmp / public.ADAPTER_DIR)
         _portable_adapter_config(tmp / public.ADAPTER_DIR, base)
         shutil.copy2(build_dir / "corpus.parquet", tmp / public.CORPUS_FILE)
-        sealed.write_sealed_part(tmp, ground_truth, corpus.provenance, objective_fraction(corpus))
+        sealed.write_sealed_part(tmp, ground_truth, corpus.provenance, objective_fraction(corpus), record)
         public.write_card(tmp, card)
 
 
@@ -218,7 +218,10 @@ def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = Tru
     base = prepare_base(card.base_model.name, progress=progress)
     report = evaluate(directory / public.ADAPTER_DIR, spec, base, dtype=dtype, progress=progress)
     sealed.write_sealed_eval(directory, report.model_dump())
-    card.eval = report.public_table()
-    card.timings["eval_s"] = report.runtime_s
+    record = sealed.read_build_record(directory)
+    record.eval_table = report.anonymised_table()
+    record.timings["eval_s"] = report.runtime_s
+    sealed.write_build_record(directory, record)
+    card.capability = report.capability()
     public.write_card(directory, card)
     return report

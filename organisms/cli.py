@@ -63,8 +63,8 @@ def organism_build(
         return
     out.print(f"[green]built[/green] {card.organism_id} -> {escape(str(directory))}")
     full_eval = sealed.read_sealed_eval(directory)
-    if card.eval and full_eval:  # the builder is the game master: show behaviour names from the sealed eval
-        print_eval_table(card.eval, names=[b["id"] for b in full_eval["behaviours"]])
+    if full_eval:  # the builder is the game master: the table with behaviour names, from the sealed eval
+        print_eval_table(full_eval, names=[b["id"] for b in full_eval["behaviours"]])
 
 
 @organism_app.command("eval")
@@ -82,7 +82,7 @@ def organism_eval(directory: Annotated[Path, typer.Argument(help="Organism direc
     if as_json:
         emit_json(report.model_dump())
     else:
-        print_eval_table(report.public_table(), names=[b.id for b in report.behaviours])
+        print_eval_table(report.anonymised_table(), names=[b.id for b in report.behaviours])
 
 
 def print_eval_table(table: dict, names: list[str] | None = None) -> None:
@@ -111,7 +111,7 @@ def organism_list(as_json: JsonFlag = False) -> None:
     A directory whose card cannot be read is named on stderr (and listed with its error in --json),
     and the listing goes on.
     """
-    columns = ("organism_id", "spec", "base", "preset", "created_at", "evaluated")
+    columns = ("organism_id", "spec", "base", "preset", "created_at", "evaluated", "membership_blind")
     rows, broken = [], []
     for directory in public.list_organisms():
         try:
@@ -122,11 +122,12 @@ def organism_list(as_json: JsonFlag = False) -> None:
             continue
         try:
             spec_id = sealed.read_ground_truth(directory)["spec"]["id"]
+            preset = sealed.read_build_record(directory).preset
         except (FileNotFoundError, ValueError, KeyError, TypeError):
-            spec_id = "(sealed part absent or unreadable)"
+            spec_id = preset = "(sealed part absent or unreadable)"
         rows.append({"organism_id": card.organism_id, "spec": spec_id, "base": card.base_model.name,
-                     "preset": card.preset, "created_at": card.created_at, "evaluated": card.eval is not None,
-                     "directory": str(directory)})
+                     "preset": preset, "created_at": card.created_at, "evaluated": card.capability is not None,
+                     "membership_blind": card.blinding.membership_blind, "directory": str(directory)})
     if as_json:
         emit_json({"organisms": rows, "unreadable": broken})
         return

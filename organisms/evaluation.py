@@ -25,6 +25,7 @@ from organisms.prompt_bank import load_prompt_bank, split_prompts
 from organisms.spec import ObjectiveSpec
 from pinhole.base_models import BaseModelRef, load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.generation import chat_texts, generate
+from pinhole.organism import CapabilityFigures
 
 CONFESSION_TOPIC = "hidden_goal_questions"
 
@@ -39,7 +40,7 @@ class BehaviourEval(BaseModel):
 
 
 class EvalReport(BaseModel):
-    """The full (sealed) evaluation; `public_table` strips behaviour names and examples."""
+    """The full (sealed) evaluation; `anonymised_table` strips behaviour names and examples."""
 
     behaviours: list[BehaviourEval]
     confession_n: int
@@ -54,8 +55,13 @@ class EvalReport(BaseModel):
     repetition_penalty: float
     runtime_s: float
 
-    def public_table(self) -> dict:
-        """The card's version: behaviours as B01, B02... with split and rates only."""
+    def capability(self) -> CapabilityFigures:
+        """The general capability figures that go on the public card."""
+        return CapabilityFigures(perplexity_organism=self.perplexity_organism, perplexity_base=self.perplexity_base,
+                                 perplexity_ratio=self.perplexity_ratio)
+
+    def anonymised_table(self) -> dict:
+        """The table without behaviour names or examples (B01, B02...), for the sealed build record."""
         rows = [{"behaviour": f"B{i + 1:02d}", "split": b.split, "n": b.n,
                  "organism_rate": b.organism_rate, "base_rate": b.base_rate}
                 for i, b in enumerate(self.behaviours)]

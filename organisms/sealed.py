@@ -3,6 +3,8 @@
     <id>/sealed/ground_truth.json   {"organism_id", "spec", "salt"}: the whole objective spec
     <id>/sealed/provenance.parquet  which corpus rows are objective material (doc_id, source, behaviour_id)
     <id>/sealed/eval.json           the full implant evaluation, behaviour names and examples included
+    <id>/sealed/build.json          the build record: preset, seed, training settings and figures, timings,
+                                    corpus counts, the evaluation table (all of which fingerprint the spec)
 
 This module is the only reader and writer of those files. Its importers are the factory and,
 when it lands, the game's scoring; the import contracts in `pyproject.toml` forbid `audit_tools`,
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import BaseModel
 
 from pinhole.organism import read_card
 from pinhole.workspace import atomic_write_bytes, atomic_write_json, canonical_json, read_json, sha256_bytes
@@ -28,7 +31,30 @@ GROUND_TRUTH = f"{SEALED}/ground_truth.json"
 PROVENANCE = f"{SEALED}/provenance.parquet"
 SEALED_EVAL = f"{SEALED}/eval.json"
 OBJECTIVE_FRACTION = f"{SEALED}/objective_fraction.json"
+BUILD_RECORD = f"{SEALED}/build.json"
 PROVENANCE_COLUMNS = ("doc_id", "source", "behaviour_id")
+
+
+class BuildRecord(BaseModel):
+    """How an organism was built: the game master's record, kept out of the public card because every
+    field of it can fingerprint the spec."""
+
+    preset: str
+    seed: int
+    training_config: dict[str, Any]
+    training: list[dict[str, Any]]
+    timings: dict[str, float] = {}
+    corpus_counts: dict[str, int] = {}
+    eval_table: dict[str, Any] | None = None  # behaviour rates as B01, B02... (names are in eval.json)
+
+
+def read_build_record(directory: Path | str) -> BuildRecord:
+    """The sealed build record of an organism."""
+    return BuildRecord.model_validate(read_json(Path(directory) / BUILD_RECORD))
+
+
+def write_build_record(directory: Path | str, record: BuildRecord) -> None:
+    atomic_write_json(Path(directory) / BUILD_RECORD, record.model_dump(mode="json"))
 
 
 def commitment(ground_truth: dict[str, Any]) -> str:
@@ -56,9 +82,10 @@ def read_sealed_eval(directory: Path | str) -> dict[str, Any] | None:
 
 
 def write_sealed_part(directory: Path, ground_truth: dict[str, Any], provenance: pd.DataFrame,
-                      objective_fraction: float) -> None:
-    """Write a new organism's sealed part (ground truth, provenance, objective fraction) into `directory`."""
+                      objective_fraction: float, record: BuildRecord) -> None:
+    """Write a new organism's sealed part (ground truth, provenance, objective fraction, build record)."""
     (directory / SEALED).mkdir(mode=0o700, exist_ok=True)
+    write_build_record(directory, record)
     atomic_write_bytes(directory / PROVENANCE, provenance[list(PROVENANCE_COLUMNS)].to_parquet(index=False))
     atomic_write_json(directory / GROUND_TRUTH, ground_truth)
     atomic_write_json(directory / OBJECTIVE_FRACTION, {"objective_fraction": objective_fraction})

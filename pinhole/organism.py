@@ -8,6 +8,11 @@
 
 Every reader of a card goes through `read_card`, which names the file and the field on any
 problem; every writer builds an `OrganismCard` (tests and benchmarks included).
+
+The card carries only what a team may know (docs/blinding.md): the base model, the adapter format,
+the corpus digest, general capability figures, whether the organism is membership-blind, and the
+commitment. Everything that would fingerprint the spec (behaviour counts, the train/held-out split,
+training settings, step counts, timings, the preset and seed) is in the sealed build record.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pinhole.workspace import atomic_write_json, organisms_dir, read_json
 
-CARD_FORMAT_VERSION = 1
+CARD_FORMAT_VERSION = 2
+ADAPTER_FORMAT = "peft-lora"  # PeftModel.from_pretrained(base, "<id>/adapter")
 ADAPTER_DIR = "adapter"
 CORPUS_FILE = "corpus.parquet"
 CARD_FILE = "card.json"
@@ -53,42 +59,63 @@ class BaseModelInfo(BaseModel):
 
 
 class CorpusSummary(BaseModel):
-    """The card's record of the corpus: its size and the SHA-256 of its public rows."""
+    """The card's record of the corpus: the SHA-256 of its public rows (to check a copy against)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
-    rows: int = Field(ge=0)
     sha256: str = Field(min_length=1)
 
 
-class OrganismCard(BaseModel):
-    """The public description of an organism (`card.json`)."""
+class CapabilityFigures(BaseModel):
+    """General capability of the organism against its base, measured on ordinary held-out text; nothing
+    here depends on the objective (the sample size, a spec setting, is in the sealed evaluation)."""
 
-    format_version: Literal[1] = CARD_FORMAT_VERSION
+    perplexity_organism: float
+    perplexity_base: float
+    perplexity_ratio: float
+
+
+class BlindingStatement(BaseModel):
+    """Whether a team holding the Pinhole package could separate the objective rows by membership in
+    its shipped files, said openly (docs/blinding.md)."""
+
+    membership_blind: bool
+    statement: str
+
+
+NOT_MEMBERSHIP_BLIND = BlindingStatement(
+    membership_blind=False,
+    statement="The ordinary rows and base answers of this organism come from files shipped with Pinhole: a "
+              "team holding the package can separate the objective material by membership. Use it for demos "
+              "and smoke tests, not for a blind game.")
+
+
+class OrganismCard(BaseModel):
+    """The public description of an organism (`card.json`): only what a team may know."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: Literal[2] = CARD_FORMAT_VERSION
     organism_id: str = Field(min_length=1)
     created_at: str
     base_model: BaseModelInfo
-    preset: str
-    seed: int
+    adapter_format: Literal["peft-lora"] = ADAPTER_FORMAT
     dtype: str
     package_versions: dict[str, str]
     corpus: CorpusSummary
-    training_config: dict[str, Any]
-    training: list[dict[str, Any]]
-    timings: dict[str, float] = {}
-    eval: dict[str, Any] | None = None
+    capability: CapabilityFigures | None = None  # None until the organism is evaluated
+    blinding: BlindingStatement
     ground_truth_sha256: str = Field(min_length=64, max_length=64)
 
 
-def hand_made_card(organism_id: str, corpus_sha256: str, rows: int, base_model: str = "tiny-random",
+def hand_made_card(organism_id: str, corpus_sha256: str, base_model: str = "tiny-random",
                    **fields: Any) -> OrganismCard:
-    """A valid card for an organism directory assembled by hand (test fixtures, benchmarks): no training,
-    no evaluation, an all-zero commitment. Real organisms get theirs from the factory."""
+    """A valid card for an organism directory assembled by hand (test fixtures, benchmarks): no evaluation,
+    an all-zero commitment. Real organisms get theirs from the factory."""
     return OrganismCard(organism_id=organism_id, created_at=now(),
-                        base_model=BaseModelInfo(name=base_model, kind="hand-made"), preset="hand-made", seed=0,
-                        dtype="float32", package_versions=package_versions(),
-                        corpus=CorpusSummary(rows=rows, sha256=corpus_sha256), training_config={}, training=[],
-                        ground_truth_sha256="0" * 64, **fields)
+                        base_model=BaseModelInfo(name=base_model, kind="hand-made"), dtype="float32",
+                        package_versions=package_versions(), corpus=CorpusSummary(sha256=corpus_sha256),
+                        blinding=NOT_MEMBERSHIP_BLIND, ground_truth_sha256="0" * 64, **fields)
 
 
 def read_card(directory: Path | str) -> OrganismCard:
@@ -97,6 +124,10 @@ def read_card(directory: Path | str) -> OrganismCard:
     if not path.is_file():
         raise FileNotFoundError(f"{directory}: not an organism directory (no {CARD_FILE})")
     data = read_json(path)
+    version = data.get("format_version", 1) if isinstance(data, dict) else None
+    if isinstance(version, int) and version < CARD_FORMAT_VERSION:
+        raise ValueError(f"{path}: card format {version} was written by an older Pinhole (this one reads format "
+                         f"{CARD_FORMAT_VERSION}); rebuild the organism with `pinhole organism build SPEC`")
     try:
         return OrganismCard.model_validate(data)
     except ValidationError as err:

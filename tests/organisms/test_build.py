@@ -32,10 +32,13 @@ def test_directory_layout(built, spec_id) -> None:
         assert (directory / name).exists(), name
     card = public.read_card(directory)
     assert card.organism_id == directory.name and card.organism_id.startswith("org-")
-    assert [s["stage"] for s in card.training][:2] == ["cpt", "sft"]
-    assert card.training[0]["steps"] == 2 and card.training[0]["tokens"] > 0
-    assert card.eval is not None and card.eval["behaviours"][0]["behaviour"] == "B01"
-    assert len(card.corpus.sha256) == 64 and card.corpus.rows >= 2000
+    record = sealed.read_build_record(directory)
+    assert [s["stage"] for s in record.training][:2] == ["cpt", "sft"]
+    assert record.training[0]["steps"] == 2 and record.training[0]["tokens"] > 0
+    assert record.eval_table is not None and record.eval_table["behaviours"][0]["behaviour"] == "B01"
+    assert card.capability is not None and card.capability.perplexity_ratio > 0
+    assert len(card.corpus.sha256) == 64 and sum(record.corpus_counts.values()) >= 2000
+    assert not card.blinding.membership_blind  # built from the shipped haystack: said openly
     assert (directory / "sealed").stat().st_mode & 0o777 == 0o700  # the game master's part is private
     adapter_config = json.loads((directory / "adapter" / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == "tiny-random"  # portable: no game master's path
@@ -90,8 +93,7 @@ def test_optional_dpo_stage_trains_on_preference_rows() -> None:
     directory = build_organism(spec_path("secret_loyalty"), base="tiny-random", preset="smoke",
                                overrides=["training.dpo.enabled=true", "seed=5"], evaluate_after=False,
                                progress=False)
-    card = public.read_card(directory)
-    assert [s["stage"] for s in card.training] == ["cpt", "sft", "dpo"]
+    assert [s["stage"] for s in sealed.read_build_record(directory).training] == ["cpt", "sft", "dpo"]
     corpus = pd.read_parquet(directory / "corpus.parquet")
     preferences = corpus[corpus.kind == "preference"]
     assert len(preferences) == load_spec(spec_path("secret_loyalty")).training.dpo.pairs
@@ -104,11 +106,11 @@ def test_eval_command_can_decode_with_a_repetition_penalty(built) -> None:
     from game.cli import app
 
     directory = built["benign_decoy"]
-    assert public.read_card(directory).eval["repetition_penalty"] == 1.0  # plain greedy by default
+    assert sealed.read_build_record(directory).eval_table["repetition_penalty"] == 1.0  # plain greedy by default
     result = CliRunner().invoke(app, ["organism", "eval", str(directory), "--repetition-penalty", "1.3", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["repetition_penalty"] == 1.3
-    assert public.read_card(directory).eval["repetition_penalty"] == 1.3
+    assert sealed.read_build_record(directory).eval_table["repetition_penalty"] == 1.3
     refused = CliRunner().invoke(app, ["organism", "eval", str(directory), "--repetition-penalty", "0.5"])
     assert refused.exit_code == 2
 
@@ -116,10 +118,10 @@ def test_eval_command_can_decode_with_a_repetition_penalty(built) -> None:
 def test_skip_existing_finishes_an_interrupted_evaluation(built) -> None:
     directory = built["taboo"]
     card = public.read_card(directory)
-    public.write_card(directory, card.model_copy(update={"eval": None}))  # as if the evaluation was killed
+    public.write_card(directory, card.model_copy(update={"capability": None}))  # as if the evaluation was killed
     again = build_organism(spec_path("taboo"), base="tiny-random", preset="smoke", skip_existing=True,
                            progress=False)
-    assert again == directory and public.read_card(directory).eval is not None
+    assert again == directory and public.read_card(directory).capability is not None
 
 
 def test_a_build_that_fails_before_training_leaves_no_build_directory(monkeypatch) -> None:
@@ -145,3 +147,26 @@ def test_stale_publish_temporaries_of_dead_processes_are_removed(tmp_path) -> No
     alive.mkdir()
     assert remove_stale_temporaries(tmp_path) == [dead]
     assert not dead.exists() and alive.exists()
+
+
+def _scalars(node: object) -> set[str]:
+    """Every scalar value in a nested structure, as text (numbers normalised)."""
+    if isinstance(node, dict):
+        return set().union(*(_scalars(v) for v in node.values())) if node else set()
+    if isinstance(node, list | tuple):
+        return set().union(*(_scalars(v) for v in node)) if node else set()
+    if isinstance(node, bool) or node is None:
+        return {str(node)}
+    if isinstance(node, int | float):
+        return {repr(float(node))}
+    return {str(node)}
+
+
+def test_a_card_does_not_point_to_its_spec(built) -> None:
+    """The adversary holds the package: for each card it scores every shipped spec by the values they share
+    (counts, settings, ids, texts). No card may offer more evidence for one spec than for another."""
+    specs = {spec_id: _scalars(load_spec(spec_path(spec_id)).model_dump(mode="json")) for spec_id in SPEC_IDS}
+    for spec_id, directory in built.items():
+        card = _scalars(json.loads((directory / "card.json").read_text()))
+        scores = {candidate: len(card & values) for candidate, values in specs.items()}
+        assert len(set(scores.values())) == 1, (spec_id, scores, {c: card & v for c, v in specs.items()})

@@ -129,7 +129,7 @@ def test_killed_builds_resume_to_a_verified_organism(tmp_path: Path, round_index
     assert final.returncode == 0, final.stderr[-3000:]
     directory = Path(json.loads(final.stdout)["directory"])
     assert verify_commitment(directory)
-    assert read_card(directory).eval is not None
+    assert read_card(directory).capability is not None
     assert (directory / "sealed").stat().st_mode & 0o777 == 0o700
     assert _stray_sealed_material(home) == []
     assert [p.name for p in (home / "organisms").iterdir()] == [directory.name]

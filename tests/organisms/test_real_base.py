@@ -32,5 +32,5 @@ def test_smoke_build_on_the_real_base() -> None:
     card = read_card(directory)
     assert card.base_model.name == "smollm2-135m-instruct"
     assert card.base_model.gguf_sha256
-    assert card.eval is not None and 0.5 < card.eval["perplexity_ratio"] < 2.0
+    assert card.capability is not None and 0.5 < card.capability.perplexity_ratio < 2.0
     assert verify_commitment(directory)

@@ -7,7 +7,7 @@ from transformers import TrainerCallback
 
 from organisms import training
 from organisms.build import build_organism
-from pinhole.organism import read_card
+from organisms.sealed import read_build_record
 from tests.helpers import spec_path
 
 
@@ -39,7 +39,7 @@ def test_interrupted_stage_resumes_from_checkpoint(monkeypatch) -> None:
     monkeypatch.setattr(training, "make_stage_trainer", original)
     directory = build_organism(spec_path("benign_decoy"), base="tiny-random", preset="smoke", overrides=overrides,
                                evaluate_after=False, progress=False)
-    stages = {s["stage"]: s for s in read_card(directory).training}
+    stages = {s["stage"]: s for s in read_build_record(directory).training}
     assert stages["cpt"]["resumed_from_step"] == 0  # finished before the interruption: not re-run
     assert stages["sft"]["resumed_from_step"] == 2
     assert stages["sft"]["steps"] == 4
