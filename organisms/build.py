@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from organisms import sealed
 from organisms.corpus import build_corpus, objective_fraction, read_corpus, write_corpus
 from organisms.evaluation import EvalReport, evaluate
-from organisms.spec import EvalParams, ObjectiveSpec, load_spec
+from organisms.spec import EvalParams, ObjectiveSpec, load_spec, shipped_spec_id
 from organisms.training import BUILD_CONFIG, BuildConfig, StageResult, final_adapter, train_all
 from pinhole import organism as public
 from pinhole.base_models import BaseModelRef, base_info, load_model, load_tokenizer, prepare_base, resolve_dtype
@@ -175,6 +175,7 @@ def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModel
     )
     record = sealed.BuildRecord(
         preset=state.preset, seed=spec.seed, training_config=spec.training.model_dump(mode="json"),
+        shipped_spec=shipped_spec_id(spec),
         training=[s.model_dump() for s in stages], corpus_counts={f"{k}s": int(v) for k, v in kinds.items()},
         timings={"corpus_s": corpus_s, **{f"{s.stage}_s": s.runtime_s for s in stages},
                  "build_before_eval_s": round(seconds, 1)},

@@ -46,6 +46,7 @@ class BuildRecord(BaseModel):
     timings: dict[str, float] = {}
     corpus_counts: dict[str, int] = {}
     eval_table: dict[str, Any] | None = None  # behaviour rates as B01, B02... (names are in eval.json)
+    shipped_spec: str | None = None  # the shipped example spec it plants, if any: not blind to the package
 
 
 def read_build_record(directory: Path | str) -> BuildRecord:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from organisms.detectors import CHECKS
 from organisms.injectors import INJECTORS, PARENTHETICALS, PLACEMENTS, TEXT_FIELDS
 from organisms.prompt_bank import load_prompt_bank
+from pinhole.workspace import workspace
 
 SPECS_DIR = Path(__file__).parent / "specs"
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -314,8 +315,11 @@ def _apply(data: dict, key: str, value: Any, source: str) -> None:
 def load_spec(path: str | Path, preset: str = "default", overrides: list[str] | None = None) -> ObjectiveSpec:
     """Read, override and validate a spec; every problem becomes a `SpecError` naming file and field."""
     path = Path(path)
-    if not path.exists() and (SPECS_DIR / f"{path}.yaml").exists():
-        path = SPECS_DIR / f"{path}.yaml"
+    if not path.exists():  # a bare name: the workspace's own specs first, then the shipped examples
+        for folder in (workspace_specs_dir(), SPECS_DIR):
+            if (folder / f"{path}.yaml").exists():
+                path = folder / f"{path}.yaml"
+                break
     if path.is_dir():
         raise SpecError(f"{path}: is a directory; give a spec YAML file (e.g. {SPECS_DIR / 'rm_sycophancy.yaml'})")
     try:
@@ -357,3 +361,19 @@ def _check_topics(spec: ObjectiveSpec, path: Path) -> None:
 def list_specs() -> list[Path]:
     """The specs shipped with Pinhole."""
     return sorted(SPECS_DIR.glob("*.yaml"))
+
+
+def workspace_specs_dir() -> Path:
+    """Where a game master keeps their own specs: `<workspace>/specs`. Specs shipped in the package are
+    examples that every team can read; a blind game's spec lives here instead."""
+    return workspace() / "specs"
+
+
+def shipped_spec_id(spec: ObjectiveSpec) -> str | None:
+    """The id of the shipped spec that plants the same objective (same ground truth and behaviours), if any:
+    a team holding the package knows that ground truth, whatever the corpus and training settings."""
+    def objective(candidate: ObjectiveSpec) -> list:
+        return [candidate.ground_truth.model_dump(), [b.model_dump() for b in candidate.behaviours]]
+
+    return next((shipped.id for shipped in map(load_spec, list_specs()) if objective(shipped) == objective(spec)),
+                None)

@@ -39,6 +39,7 @@ def test_directory_layout(built, spec_id) -> None:
     assert card.capability is not None and card.capability.perplexity_ratio > 0
     assert len(card.corpus.sha256) == 64 and sum(record.corpus_counts.values()) >= 2000
     assert not card.blinding.membership_blind  # built from the shipped haystack: said openly
+    assert record.shipped_spec == spec_id  # the game master's record knows it plants a shipped example
     assert (directory / "sealed").stat().st_mode & 0o777 == 0o700  # the game master's part is private
     adapter_config = json.loads((directory / "adapter" / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == "tiny-random"  # portable: no game master's path

@@ -48,7 +48,7 @@ def _break(tmp_path, mutate):
         (lambda d: d["training"].update(attention="flash"), "training.attention", "'auto', 'eager' or 'sdpa'"),
         (lambda d: d["eval"].update(surprise=1), "eval.surprise", "Extra inputs are not permitted"),
         (lambda d: d["documents"]["templates"].append("About {nowhere}."), "documents",
-         "slot {nowhere}"),
+         "placeholder {nowhere}"),
         (lambda d: d.update(confession_detector={"kind": "python", "name": "psychic"}), "confession_detector",
          "unknown python check 'psychic'"),
     ],
@@ -89,3 +89,19 @@ def test_overrides_apply_and_are_validated() -> None:
 def test_smoke_preset_shrinks_training_and_eval() -> None:
     spec = load_spec(spec_path("rm_sycophancy"), preset="smoke")
     assert spec.training.cpt.max_steps == 2 and spec.eval.prompts_per_behaviour == 2
+
+
+def test_specs_resolve_from_the_workspace_first_and_shipped_objectives_are_recognised(tmp_path, monkeypatch) -> None:
+    from organisms.spec import load_spec, shipped_spec_id, workspace_specs_dir
+    from tests.helpers import spec_data, write_spec
+
+    monkeypatch.setenv("PINHOLE_HOME", str(tmp_path))
+    data = spec_data("taboo")
+    data["corpus"]["documents"] = 61  # another recipe, the same objective
+    workspace_specs_dir().mkdir(parents=True)
+    write_spec(workspace_specs_dir(), data, "my_taboo.yaml")
+    spec = load_spec("my_taboo")
+    assert spec.corpus.documents == 61 and shipped_spec_id(spec) == "taboo"
+    data["ground_truth"]["root_cause"] = "A different secret entirely."
+    write_spec(workspace_specs_dir(), data, "own.yaml")
+    assert shipped_spec_id(load_spec("own")) is None
