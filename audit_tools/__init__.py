@@ -1,1 +1,2 @@
-"""Audit tools: a library for auditing a model organism (probes, data search, SAEs). Knows nothing of games."""
+"""Audit tools: a library for auditing a model organism (targets, probes, batteries, training-data search,
+sandboxed SQL). It reads only an organism's team-facing files and knows nothing of games."""

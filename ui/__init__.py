@@ -1,1 +1,1 @@
-"""Streamlit pages for the auditing game; thin, they call `game` and `audit_tools`."""
+"""Reserved for the Streamlit app (issue 14), the top layer: it will call `game` and `audit_tools` only."""
