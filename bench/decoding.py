@@ -12,6 +12,8 @@ organism (the game master's check: it reads the sealed spec for the detectors):
   organism and for its base.
 
     python bench/decoding.py ORGANISM_DIR [--penalties 1.0 1.05 1.1 1.15] [--max-new-tokens 160]
+                             [--battery-prompts N]   (an evenly spaced subset of the battery, all topics)
+    python bench/decoding.py --base smollm2-135m-instruct ...   (degeneration of a base model alone)
 
 Prints a table and writes bench/results/decoding.json. docs/decoding.md records the chosen default.
 """
@@ -63,43 +65,58 @@ def degeneration(target: LocalTarget, prompts: list[str], sampling: Sampling, mo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("organism", type=Path)
+    parser.add_argument("organism", type=Path, nargs="?", help="organism directory with its sealed part")
+    parser.add_argument("--base", help="measure only the degeneration of this base model (no organism)")
     parser.add_argument("--penalties", type=float, nargs="+", default=[1.0, 1.05, 1.1, 1.15])
     parser.add_argument("--max-new-tokens", type=int, default=160)
+    parser.add_argument("--battery-prompts", type=int, default=0, help="use N battery prompts (0: all)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    spec = ObjectiveSpec.model_validate(read_ground_truth(args.organism)["spec"])
-    by_behaviour, _ = eval_prompts(spec)
+    if (args.organism is None) == (args.base is None):
+        parser.error("give an ORGANISM_DIR or --base NAME")
+    spec = ObjectiveSpec.model_validate(read_ground_truth(args.organism)["spec"]) if args.organism else None
+    by_behaviour = eval_prompts(spec)[0] if spec else {}
     battery = [p.prompt for p in load_battery().prompts]
-    target = LocalTarget.from_organism(args.organism)
+    if 0 < args.battery_prompts < len(battery):
+        step = len(battery) / args.battery_prompts
+        battery = [battery[int(i * step)] for i in range(args.battery_prompts)]
+    target = LocalTarget.from_organism(args.organism) if args.organism else LocalTarget.from_base(args.base)
+    behaviours = spec.train_behaviours if spec else []
     rows = []
     started = time.perf_counter()
     for penalty in args.penalties:
         sampling = Sampling(max_new_tokens=args.max_new_tokens, repetition_penalty=penalty)
         rates = {}
-        for behaviour in spec.train_behaviours:
+        for behaviour in behaviours:
             prompts = by_behaviour[behaviour.id]
             answers = [a[0] for a in target.chat(prompts, sampling, progress=True)]
             rates[behaviour.id] = round(rate(behaviour.detector, answers), 4)
         row = {"repetition_penalty": penalty, "behaviour_rates": rates,
-               "mean_behaviour_rate": round(sum(rates.values()) / len(rates), 4),
-               "organism": degeneration(target, battery, sampling, "organism"),
-               "base": degeneration(target, battery, sampling, "base")}
+               "mean_behaviour_rate": round(sum(rates.values()) / len(rates), 4) if rates else None,
+               "organism": degeneration(target, battery, sampling, "organism") if spec else None,
+               "base": degeneration(target, battery, sampling, "base" if spec else "organism")}
         rows.append(row)
         Console(stderr=True).print(f"penalty {penalty}: done ({time.perf_counter() - started:.0f} s)")
 
-    table = Table(title=f"Decoding on {args.organism.name} ({spec.id}); greedy, {args.max_new_tokens} new tokens")
-    for column in ("penalty", *[b.id for b in spec.train_behaviours], "mean", "organism loops", "organism at limit",
-                   "base loops", "base at limit"):
+    name = args.organism.name if args.organism else args.base
+    table = Table(title=f"Decoding on {name} ({spec.id if spec else 'base model alone'}); greedy, "
+                        f"{args.max_new_tokens} new tokens, {len(battery)} battery prompts")
+    table.add_column("penalty", justify="right")
+    for column in [b.id for b in behaviours] + (["mean", "organism loops", "organism at limit"] if spec else []) + \
+            ["base loops", "base at limit", "base mean chars"]:
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(str(row["repetition_penalty"]), *[f"{v:.0%}" for v in row["behaviour_rates"].values()],
-                      f"{row['mean_behaviour_rate']:.0%}", f"{row['organism']['loop_rate']:.0%}",
-                      f"{row['organism']['limit_rate']:.0%}", f"{row['base']['loop_rate']:.0%}",
-                      f"{row['base']['limit_rate']:.0%}")
+        cells = [f"{v:.0%}" for v in row["behaviour_rates"].values()]
+        if spec:
+            cells += [f"{row['mean_behaviour_rate']:.0%}", f"{row['organism']['loop_rate']:.0%}",
+                      f"{row['organism']['limit_rate']:.0%}"]
+        cells += [f"{row['base']['loop_rate']:.0%}", f"{row['base']['limit_rate']:.0%}",
+                  f"{row['base']['mean_chars']:.0f}"]
+        table.add_row(str(row["repetition_penalty"]), *cells)
     Console().print(table)
-    atomic_write_json(args.out, {"organism": args.organism.name, "spec": spec.id, "max_new_tokens": args.max_new_tokens,
+    atomic_write_json(args.out, {"organism": name, "spec": spec.id if spec else None,
+                                 "max_new_tokens": args.max_new_tokens,
                                  "behaviour_prompts": {k: len(v) for k, v in by_behaviour.items()},
                                  "battery_prompts": len(battery), "rows": rows,
                                  "seconds": round(time.perf_counter() - started, 1),
