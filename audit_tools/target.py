@@ -53,7 +53,7 @@ def as_conversation(item: str | Sequence[Message | dict]) -> Conversation:
 
 # The auditor's default decoding, chosen by measurement (bench/decoding.py, docs/decoding.md): it
 # should show the model as it is. Every tool, the CLI and the UI take their defaults from `Sampling`.
-DEFAULT_REPETITION_PENALTY = 1.15
+DEFAULT_REPETITION_PENALTY = 1.05
 
 
 class Sampling(BaseModel):
