@@ -111,9 +111,11 @@ def _build_lock(build_dir: Path) -> Iterator[None]:
 
 
 def _has_progress(build_dir: Path) -> bool:
-    """True when a failed build has training progress worth resuming (a finished stage or a checkpoint)."""
+    """True when a failed build has progress worth keeping: a finished stage, a checkpoint, or a publication."""
     stages = build_dir / "stages"
-    return any(stages.glob("*/done.json")) or any(stages.glob("*/checkpoints/checkpoint-*"))
+    published = (build_dir / "state.json").is_file() and BuildState.model_validate(
+        read_json(build_dir / "state.json")).published
+    return published or any(stages.glob("*/done.json")) or any(stages.glob("*/checkpoints/checkpoint-*"))
 
 
 def build_organism(spec_path: str | Path, base: str = "default", preset: str = "default",
@@ -135,7 +137,7 @@ def build_organism(spec_path: str | Path, base: str = "default", preset: str = "
             return _build(build_dir, spec, base_ref, preset, dtype, processes, skip_existing, evaluate_after,
                           progress)
         except Exception:  # an error (not a kill or ^C): keep the build only if it has progress to resume
-            if not _has_progress(build_dir) and not _state(build_dir, preset).published:
+            if not _has_progress(build_dir):
                 shutil.rmtree(build_dir, ignore_errors=True)
             raise
 

@@ -131,12 +131,14 @@ def test_a_build_that_fails_before_training_leaves_no_build_directory(monkeypatc
     def broken(*args, **kwargs):
         raise ValueError("corpus: something the user must fix")
 
-    before = set((build.workspace() / "builds").iterdir())
+    builds = build.workspace() / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    before = set(builds.iterdir())
     monkeypatch.setattr(build, "build_corpus", broken)
     with pytest.raises(ValueError, match="must fix"):
         build_organism(spec_path("benign_decoy"), base="tiny-random", preset="smoke", overrides=["seed=41"],
                        progress=False)
-    assert set((build.workspace() / "builds").iterdir()) == before
+    assert set(builds.iterdir()) == before
 
 
 def test_stale_publish_temporaries_of_dead_processes_are_removed(tmp_path) -> None:
