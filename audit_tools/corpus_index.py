@@ -32,14 +32,12 @@ Every public call reports a `ToolCall` to the optional callback.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import threading
 import time
 import unicodedata
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,7 +52,7 @@ from audit_tools import embeddings
 from audit_tools.sql_sandbox import SqlSandbox, base_config, load_extensions
 from audit_tools.tool_log import ToolCallback, record_call
 from pinhole.organism import CORPUS_COLUMNS, CORPUS_FILE, CORPUS_KINDS, CorpusRow, read_card
-from pinhole.workspace import cache_dir, canonical_json, sha256_bytes, sha256_file
+from pinhole.workspace import cache_dir, canonical_json, file_lock, sha256_bytes, sha256_file
 
 INDEX_VERSION = 1
 KINDS = CORPUS_KINDS
@@ -120,17 +118,6 @@ def index_family(organism_id: str, corpus_file_sha256: str) -> str:
     """The indexes of one corpus file share this prefix: copies of an organism with other corpora (same id)
     never replace each other's index, only older index versions of the same corpus are removed."""
     return f"{_safe_name(organism_id)}-{corpus_file_sha256[:12]}"
-
-
-@contextlib.contextmanager
-def _build_lock(directory: Path, family: str) -> Iterator[None]:
-    """An exclusive lock per corpus, so one process builds while the others wait."""
-    with open(directory / f".{family}.lock", "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _remove_quietly(*paths: Path) -> None:
@@ -370,7 +357,7 @@ class CorpusIndex:
             family = index_family(organism_id, file_sha)
             built = False
             if not target.exists():
-                with _build_lock(target.parent, family):
+                with file_lock(target.parent / f".{family}.lock"):  # one process builds, the others wait
                     if not target.exists():
                         _remove_stale(target, family, indexes=False)  # abandoned temporary builds
                         _build(target, corpus_path, organism_id, corpus_sha, file_sha, progress)

@@ -10,15 +10,12 @@ directory is published atomically, then evaluated (the card is rewritten with th
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import secrets
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -29,11 +26,20 @@ from organisms.evaluation import EvalReport, evaluate
 from organisms.spec import EvalParams, ObjectiveSpec, load_spec, shipped_spec_id
 from organisms.training import BUILD_CONFIG, BuildConfig, StageResult, final_adapter, train_all
 from pinhole import organism as public
-from pinhole.base_models import BaseModelRef, base_info, load_model, load_tokenizer, prepare_base, resolve_dtype
+from pinhole.base_models import (
+    ADAPTER_CONFIG,
+    BaseModelRef,
+    base_info,
+    load_model,
+    load_tokenizer,
+    prepare_base,
+    resolve_dtype,
+)
 from pinhole.workspace import (
     atomic_directory,
     atomic_write_json,
     canonical_json,
+    file_lock,
     organisms_dir,
     read_json,
     remove_stale_temporaries,
@@ -96,20 +102,6 @@ def _has_gpus(n: int) -> bool:
     return torch.cuda.is_available() and torch.cuda.device_count() >= n
 
 
-@contextlib.contextmanager
-def _build_lock(build_dir: Path) -> Iterator[None]:
-    """Hold the build directory for this process; a second build of the same spec is refused, not interleaved."""
-    with open(build_dir / ".lock", "a+b") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"{build_dir}: another process is building this organism right now") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 def _has_progress(build_dir: Path) -> bool:
     """True when a failed build has progress worth keeping: a finished stage, a checkpoint, or a publication."""
     stages = build_dir / "stages"
@@ -130,7 +122,9 @@ def build_organism(spec_path: str | Path, base: str = "default", preset: str = "
     base_ref = prepare_base(base, progress=progress)
     build_dir = workspace() / "builds" / build_key(spec, base_ref, dtype)
     build_dir.mkdir(parents=True, exist_ok=True)
-    with _build_lock(build_dir):
+    with file_lock(build_dir / ".lock", wait=False) as held:  # a second build of the same spec is refused
+        if not held:
+            raise ValueError(f"{build_dir}: another process is building this organism right now")
         remove_stale_temporaries(build_dir)
         remove_stale_temporaries(organisms_dir())
         try:
@@ -200,9 +194,9 @@ def portable_base_reference(base: BaseModelRef) -> str:
 
 def _portable_adapter_config(adapter_dir: Path, base: BaseModelRef) -> None:
     """Replace the absolute base-model path PEFT wrote into adapter_config.json with a portable reference."""
-    config = read_json(adapter_dir / "adapter_config.json")
+    config = read_json(adapter_dir / ADAPTER_CONFIG)
     config["base_model_name_or_path"] = portable_base_reference(base)
-    atomic_write_json(adapter_dir / "adapter_config.json", config)
+    atomic_write_json(adapter_dir / ADAPTER_CONFIG, config)
 
 
 def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = True,

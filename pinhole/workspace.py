@@ -9,6 +9,7 @@ half-written file behind. Directories are published the same way (build in a tem
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -115,6 +116,22 @@ def atomic_directory(target: Path, staging: Path | None = None) -> Iterator[Path
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive `flock` on `path` (created if missing) for the block. With `wait=False` it does not
+    wait for another holder: the block then runs with False and must not touch what the lock guards."""
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _process_alive(pid: int) -> bool:

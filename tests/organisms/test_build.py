@@ -173,3 +173,19 @@ def test_a_card_does_not_point_to_its_spec(built) -> None:
         card = _scalars(json.loads((directory / "card.json").read_text()))
         scores = {candidate: len(card & values) for candidate, values in specs.items()}
         assert len(set(scores.values())) == 1, (spec_id, scores, {c: card & v for c, v in specs.items()})
+
+
+def test_a_second_build_of_the_same_spec_is_refused_while_the_first_runs() -> None:
+    from organisms import build
+    from pinhole.base_models import prepare_base
+    from pinhole.workspace import file_lock
+
+    spec = load_spec(spec_path("benign_decoy"), preset="smoke", overrides=["seed=43"])
+    build_dir = build.workspace() / "builds" / build.build_key(spec, prepare_base("tiny-random"), "auto")
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(build_dir / ".lock") as held:
+        assert held
+        with pytest.raises(ValueError, match="another process is building"):
+            build_organism(spec_path("benign_decoy"), base="tiny-random", preset="smoke", overrides=["seed=43"],
+                           progress=False)
+    assert build_dir.exists()  # the refused build removed nothing of the running one's
