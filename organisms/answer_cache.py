@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -52,18 +52,29 @@ def answer_key(base_name: str, prompt: str, settings: dict[str, Any]) -> str:
 
 
 def cached_answers(base_name: str, prompts: list[str], settings: dict[str, Any],
-                   produce: Callable[[list[str]], list[str]]) -> list[str]:
-    """Answers to `prompts`; only the ones in neither layer are produced (by `produce`, in one call)."""
+                   produce: Callable[[list[str]], list[str]], draws: Sequence[int] | None = None,
+                   chunk: int = 256) -> list[str]:
+    """Answers to `prompts`; only the ones in neither layer are produced, by `produce`.
+
+    `draws` gives each prompt a draw number: the same prompt under two draws gets two independent
+    answers (draw 0 is the plain key, so shipped answers stay valid). Missing answers are produced
+    `chunk` prompts at a time and saved after each chunk, so an interrupted run resumes where it stopped.
+    """
     path = cache_dir("answers") / f"{sha256_bytes(base_name.encode())[:16]}.jsonl"
     cached = shipped_answers()
     if path.exists():
         cached.update(_read_lines(path.read_text(encoding="utf-8")))
-    keys = [answer_key(base_name, prompt, settings) for prompt in prompts]
+    draws = list(draws) if draws is not None else [0] * len(prompts)
+    if len(draws) != len(prompts):
+        raise ValueError(f"draws: {len(draws)} given for {len(prompts)} prompts")
+    keys = [answer_key(base_name, prompt, {**settings, "draw": draw} if draw else settings)
+            for prompt, draw in zip(prompts, draws, strict=True)]
     missing = list(dict.fromkeys((k, p) for k, p in zip(keys, prompts, strict=True) if k not in cached))
-    if missing:
-        answers = produce([p for _, p in missing])
+    for start in range(0, len(missing), chunk):
+        part = missing[start : start + chunk]
+        answers = produce([p for _, p in part])
         lines = []
-        for (key, _), answer in zip(missing, answers, strict=True):
+        for (key, _), answer in zip(part, answers, strict=True):
             cached[key] = answer
             lines.append(json.dumps({"key": key, "answer": answer}, ensure_ascii=False))
         existing = path.read_bytes() if path.exists() else b""

@@ -11,7 +11,8 @@ Only the factory (`organisms`, through `organisms.sealed`) and the game's scorin
 organism's `sealed/` part; `audit_tools`, `ui` and this foundation never do.
 
 Modules: `workspace` (where artifacts live, atomic writes), `base_models` (resolving and preparing
-base models, dtype), `generation` (batched seeded generation, clean-up), `organism` (the public
-contract of an organism directory: card model, corpus columns, listing), `console` (CLI output
-helpers: one JSON document on stdout, errors without tracebacks), `allocator` (tcmalloc restart).
+base models, dtype), `generation` (batched seeded generation, clean-up), `sampling` (top-p sampling
+without a sort), `organism` (the public contract of an organism directory: card model, corpus
+columns, listing), `console` (CLI output helpers: one JSON document on stdout, errors without
+tracebacks), `allocator` (tcmalloc restart).
 """

@@ -81,3 +81,35 @@ def test_transcript_answers_are_keyed_by_the_cleanup_and_not_cleaned_again(monke
     monkeypatch.setattr(corpus, "cached_answers", fake_cache)
     assert corpus.base_responses(None, None, "base", ["q"], 16, 0, progress=False) == ["Kept as cached.\n1."]
     assert seen[0]["cleanup"] == CLEANUP_VERSION and seen[0]["repetition_penalty"] == 1.15
+
+
+def test_draws_give_one_prompt_independent_answers() -> None:
+    produced: list[list[str]] = []
+
+    def produce(prompts: list[str]) -> list[str]:
+        produced.append(prompts)
+        return [f"{p}-{len(produced)}-{i}" for i, p in enumerate(prompts)]
+
+    answers = cached_answers("base-d", ["q", "q", "q"], {"max_new_tokens": 8}, produce, draws=[0, 1, 2])
+    assert len(set(answers)) == 3 and produced == [["q", "q", "q"]]
+    assert cached_answers("base-d", ["q"], {"max_new_tokens": 8}, produce) == answers[:1]  # draw 0: the plain key
+
+
+def test_answers_are_saved_chunk_by_chunk_so_a_failed_run_resumes() -> None:
+    calls: list[list[str]] = []
+
+    def failing_second(prompts: list[str]) -> list[str]:
+        calls.append(prompts)
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return [p.upper() for p in prompts]
+
+    prompts = ["a", "b", "c", "d", "e"]
+    try:
+        cached_answers("base-r", prompts, {"max_new_tokens": 8}, failing_second, chunk=2)
+    except RuntimeError:
+        pass
+    calls.clear()
+    assert cached_answers("base-r", prompts, {"max_new_tokens": 8}, lambda ps: calls.append(ps) or
+                          [p.upper() for p in ps], chunk=2) == ["A", "B", "C", "D", "E"]
+    assert calls == [["c", "d"], ["e"]]  # the first chunk was kept
