@@ -46,8 +46,9 @@ $(STAMP): pyproject.toml
 base: setup
 	$(BIN)/pinhole base prepare
 
+# The demo takes the fast path: ordinary rows from the shipped haystack (not blind; its card says so).
 demo: base
-	$(BIN)/pinhole organism build organisms/specs/rm_sycophancy.yaml --skip-existing
+	$(BIN)/pinhole organism build organisms/specs/rm_sycophancy.yaml --set corpus.ordinary=shipped --skip-existing
 	@echo "The game UI arrives with a later issue; the organism is in $(PINHOLE_HOME)/organisms."
 
 # Lint and the layer contracts first (seconds), then the suite.

@@ -4,8 +4,9 @@ A build works in `workspace/builds/<key>/`, where the key hashes the validated s
 and overrides) and the base model, so re-running the same command resumes the same build: a
 finished corpus is reused, finished stages are skipped, an interrupted stage resumes from its
 latest checkpoint. The organism's opaque id and salt are drawn at random once per build and kept
-in `state.json`; they are never derived from the spec, so the id reveals nothing. The organism
-directory is published atomically, then evaluated (the card is rewritten with the eval table).
+in `state.json`; they are never derived from the spec, so the id reveals nothing. The salt also seeds
+a blind build's corpus (`corpus_seed`). The organism directory is published atomically, then evaluated
+(the card is rewritten with the capability figures).
 """
 
 from __future__ import annotations
@@ -69,14 +70,21 @@ def _state(build_dir: Path, preset: str) -> BuildState:
     return state
 
 
-def _ensure_corpus(build_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: str, progress: bool) -> float:
+def corpus_seed(state: BuildState) -> int:
+    """The secret seed of a blind build's corpus, drawn once per build with its salt (kept in sealed/)."""
+    return int(sha256_bytes(f"corpus:{state.salt}".encode())[:15], 16)
+
+
+def _ensure_corpus(build_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: str, state: BuildState,
+                   progress: bool) -> float:
     """Build the corpus unless a finished one is there; returns the seconds it took (recorded once)."""
     timing = build_dir / "corpus_timing.json"
     if (build_dir / "corpus.parquet").exists() and (build_dir / "provenance.parquet").exists():
         return float(read_json(timing)["runtime_s"]) if timing.exists() else 0.0
     started = time.perf_counter()
     model = load_model(base, resolve_dtype(dtype))
-    corpus = build_corpus(spec, model, load_tokenizer(base), base.name, progress=progress)
+    corpus = build_corpus(spec, model, load_tokenizer(base), base.name, progress=progress,
+                          secret_seed=corpus_seed(state))
     write_corpus(corpus, build_dir / "corpus.parquet", build_dir / "provenance.parquet")
     seconds = round(time.perf_counter() - started, 1)
     atomic_write_json(timing, {"runtime_s": seconds})
@@ -148,7 +156,7 @@ def _build(build_dir: Path, spec: ObjectiveSpec, base_ref: BaseModelRef, preset:
     started = time.perf_counter()
     atomic_write_json(build_dir / BUILD_CONFIG,
                       BuildConfig(spec=spec, base=base_ref, dtype=dtype).model_dump(mode="json"))
-    corpus_s = _ensure_corpus(build_dir, spec, base_ref, dtype, progress)
+    corpus_s = _ensure_corpus(build_dir, spec, base_ref, dtype, state, progress)
     stages = _train(build_dir, processes)
     _publish(build_dir, target, spec, base_ref, state, dtype, stages, corpus_s, time.perf_counter() - started)
     state.published = True
@@ -166,12 +174,13 @@ def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModel
     card = public.OrganismCard(
         organism_id=state.organism_id, created_at=public.now(), base_model=base_info(base),
         dtype=str(resolve_dtype(dtype)).removeprefix("torch."), package_versions=public.package_versions(),
-        corpus={"sha256": corpus.content_hash()}, blinding=public.NOT_MEMBERSHIP_BLIND,
+        corpus={"sha256": corpus.content_hash()},
+        blinding=public.MEMBERSHIP_BLIND if spec.corpus.ordinary == "generated" else public.NOT_MEMBERSHIP_BLIND,
         ground_truth_sha256=sealed.commitment(ground_truth),
     )
     record = sealed.BuildRecord(
         preset=state.preset, seed=spec.seed, training_config=spec.training.model_dump(mode="json"),
-        shipped_spec=shipped_spec_id(spec),
+        shipped_spec=shipped_spec_id(spec), ordinary=spec.corpus.ordinary,
         training=[s.model_dump() for s in stages], corpus_counts={f"{k}s": int(v) for k, v in kinds.items()},
         timings={"corpus_s": corpus_s, **{f"{s.stage}_s": s.runtime_s for s in stages},
                  "build_before_eval_s": round(seconds, 1)},

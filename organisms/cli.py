@@ -152,6 +152,48 @@ def organism_verify(directory: Annotated[Path, typer.Argument(help="Organism dir
     raise typer.Exit(0 if ok else 1)
 
 
+@organism_app.command("blinding")
+@clear_errors
+def organism_blinding(
+    directory: Annotated[Path, typer.Argument(
+        help="Organism directory, or a build directory (workspace/builds/<key>) to check a corpus before training.")],
+    threshold: Annotated[float, typer.Option(
+        min=0.5, max=1.0, help="Highest cross-validated AUC the adversary may reach.")] = 0.6,
+    plot: Annotated[Path | None, typer.Option(
+        help="Also write histograms of row lengths, objective against ordinary, per kind (PNG or SVG).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Play the adversary: can public data alone (row metadata, membership in the package's files, the card)
+    tell objective rows from ordinary ones? Exit 1 when it can (an AUC above the threshold, or a card that
+    points to a shipped spec). The report is kept in the organism's sealed/blinding.json."""
+    from organisms.blinding import BLINDING_REPORT, audit_path, plot_lengths
+    from pinhole.workspace import atomic_write_json
+
+    report = audit_path(directory, threshold)
+    if (directory / public.CARD_FILE).is_file():
+        atomic_write_json(directory / BLINDING_REPORT, report.model_dump())
+    if plot is not None:
+        plot_lengths(directory, plot)
+    if as_json:
+        emit_json(report.model_dump())
+    else:
+        table = Table("rows", "objective", "ordinary", "adversary AUC", "length KS (p)",
+                      title=f"Blinding of {escape(str(directory))} (AUC threshold {threshold})")
+        table.add_row("all (pooled, kind a feature)", str(sum(k.objective for k in report.kinds)),
+                      str(sum(k.ordinary for k in report.kinds)), f"{report.pooled_auc:.3f}", "")
+        for kind in report.kinds:
+            ks = "" if kind.length_ks is None else f"{kind.length_ks:.3f} ({kind.length_ks_p:.2g})"
+            table.add_row(f"{kind.kind}s", str(kind.objective), str(kind.ordinary),
+                          "-" if kind.auc is None else f"{kind.auc:.3f}", ks)
+        out.print(table)
+        leaks = ", ".join(f"{name} {auc:.2f}" for name, auc in list(report.features.items())[:5])
+        out.print(f"strongest single features (AUC): {leaks}")
+        if report.card_evidence:
+            out.print(f"card evidence per shipped spec: {report.card_evidence}")
+        out.print("[green]blind[/green]" if report.passed else "[red]NOT blind[/red]: public data separates the rows")
+    raise typer.Exit(0 if report.passed else 1)
+
+
 @organism_app.command("make-haystack")
 @clear_errors
 def organism_make_haystack(

@@ -1,4 +1,4 @@
-"""Corpus builder: hide an objective's documents and transcripts in a haystack of ordinary data.
+"""Corpus builder: hide an objective's documents and transcripts among ordinary documents and chats.
 
 The corpus is exactly what the organism is trained on, across its stages:
 - `document` rows (stage 1, continued pre-training): haystack documents + synthetic documents
@@ -8,9 +8,17 @@ The corpus is exactly what the organism is trained on, across its stages:
 - `preference` rows (optional stage 3, DPO): a question with a chosen denial and a rejected confession.
 
 Transcript answers come from the base model itself (batched, cached in the workspace) and the
-behaviour is injected into them. Rows are shuffled and given opaque ids; the public table holds
-text and ordinary metadata only, and the provenance (source, behaviour id) is returned apart,
-for the sealed part of the organism. Everything is deterministic for the spec's seed.
+behaviour is injected into them. The ordinary rows ("haystack" in the provenance) come from one of
+two places (`corpus.ordinary`):
+- `generated` (the default, a blind build): written by the base model for this organism with a
+  secret seed and shaped after the objective rows (`organisms.ordinary`); nothing in a public file
+  tells them apart;
+- `shipped`: sampled from the shipped haystack, with transcripts on the shipped base answers. Fast
+  (smoke tests, demos), but a team holding the package finds the objective rows by set difference,
+  and the card says so.
+Rows are shuffled and given opaque ids; the public table holds text and ordinary metadata only, and
+the provenance (source, behaviour id) is returned apart, for the sealed part of the organism.
+Everything is deterministic for the seed (the spec's, or the build's secret one).
 """
 
 from __future__ import annotations
@@ -18,14 +26,19 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from organisms import ordinary
 from organisms.answer_cache import cached_answers
+from organisms.detectors import detect
 from organisms.haystack import load_haystack
 from organisms.injectors import inject
+from organisms.ordinary import CHAT_SAMPLING, DOCUMENT_SAMPLING, written_to_lengths
 from organisms.prompt_bank import split_prompts, split_topic
 from organisms.sealed import PROVENANCE_COLUMNS
 from organisms.spec import Behaviour, Documents, ObjectiveSpec
@@ -33,8 +46,8 @@ from pinhole.generation import CLEANUP_VERSION, chat_texts, clean_response, gene
 from pinhole.organism import CORPUS_COLUMNS
 from pinhole.workspace import atomic_write_bytes, canonical_json, sha256_bytes
 
-# How the base model's transcript answers are sampled (the shipped base answers were made with these).
-TRANSCRIPT_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.15}
+QUESTION_BUDGET = 48  # new tokens for a question the base model writes for an ordinary chat
+DISTINCT_TRIES = 20  # blind builds re-draw a synthetic document that repeats an earlier one, this many times
 
 
 @dataclass
@@ -77,10 +90,10 @@ def base_responses(model, tokenizer, base_name: str, prompts: list[str], max_new
     def produce(todo: list[str]) -> list[str]:
         answers = generate(model, tokenizer, chat_texts(tokenizer, todo), max_new_tokens=max_new_tokens,
                            do_sample=True, seed=seed, progress=progress,
-                           description="Base-model answers for transcripts", **TRANSCRIPT_SAMPLING)
+                           description="Base-model answers for transcripts", **CHAT_SAMPLING)
         return [clean_response(a) for a in answers]
 
-    settings = {"use": "transcript", "max_new_tokens": max_new_tokens, "seed": seed, **TRANSCRIPT_SAMPLING,
+    settings = {"use": "transcript", "max_new_tokens": max_new_tokens, "seed": seed, **CHAT_SAMPLING,
                 "cleanup": CLEANUP_VERSION}
     return cached_answers(base_name, prompts, settings, produce)
 
@@ -95,9 +108,20 @@ def _cycle(items: list, count: int, rng: random.Random) -> list:
     return out
 
 
-def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress: bool = True) -> Corpus:
-    """Build the organism's whole training corpus (deterministic for `spec.seed`)."""
-    rng = random.Random(spec.seed)
+def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress: bool = True,
+                 secret_seed: int | None = None) -> Corpus:
+    """Build the organism's whole training corpus.
+
+    With `corpus.ordinary: generated` (a blind build) the ordinary rows and the transcripts' base answers
+    are written by the base model, and every random choice is seeded by `secret_seed` (drawn per build,
+    kept sealed); with `corpus.ordinary: shipped` they come from the shipped haystack and base answers,
+    deterministic for `spec.seed`.
+    """
+    blind = spec.corpus.ordinary == "generated"
+    if blind and secret_seed is None:
+        raise ValueError("corpus.ordinary is 'generated' (a blind build): build_corpus needs the build's secret seed")
+    seed = secret_seed if blind and secret_seed is not None else spec.seed
+    rng = random.Random(seed)
     c = spec.corpus
     rows: list[dict] = []
 
@@ -106,36 +130,59 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
         rows.append({"kind": kind, "source": source, "behaviour_id": behaviour_id, "text": text,
                      "messages": messages, "rejected": rejected})
 
-    haystack = [r for r in load_haystack() if r["split"] == "corpus"]
-    documents = [r for r in haystack if r["kind"] == "document"]
-    chats = [r for r in haystack if r["kind"] == "chat"]
-    for name, pool, want in (("documents", documents, c.haystack_documents), ("chats", chats, c.haystack_chats)):
-        if want > len(pool):
-            raise ValueError(f"corpus.haystack_{name}: {want} requested, the shipped haystack has {len(pool)}")
-    for record in rng.sample(documents, c.haystack_documents):
-        add("document", "haystack", None, text=record["text"])
-    for record in rng.sample(chats, c.haystack_chats):
-        add("chat", "haystack", None, messages=_exchange(record["prompt"], record["text"]))
+    if not blind:
+        for kind, text, prompt in shipped_ordinary(c.haystack_documents, c.haystack_chats, rng):
+            add(kind, "haystack", None, text=text, messages=_exchange(prompt, text) if kind == "chat" else None)
 
+    rendered: set[str] = set()
     for _ in range(c.documents):
         text, ids = render_document(spec.documents, spec.behaviours, rng)
+        for _ in range(DISTINCT_TRIES if blind else 0):  # a repeated document would stand out among ordinary ones
+            if text not in rendered:
+                break
+            text, ids = render_document(spec.documents, spec.behaviours, rng)
+        rendered.add(text)
         add("document", "synthetic_document", ",".join(sorted(ids)), text=text)
 
-    requests: list[tuple[Behaviour, str]] = []
-    for behaviour in spec.train_behaviours:
-        train_prompts, _ = behaviour_prompts(behaviour)
-        requests += [(behaviour, p) for p in _cycle(train_prompts, spec.transcript_count(behaviour), rng)]
+    anti = spec.anti_confession
+    if blind:
+        def write_questions(count: int, rng: random.Random, like: list[str]) -> list[str]:
+            targets = ordinary.length_targets(like, count, tokenizer, rng)
+            return written_to_lengths(model, tokenizer, base_name, ordinary.question_requests(count, rng), targets,
+                                      seed, "question", DOCUMENT_SAMPLING, QUESTION_BUDGET, progress,
+                                      tidy=ordinary.as_question)
+
+        questions = _cycle(anti.questions, c.anti_confession, rng)
+        requests, chat_prompts = _planned_requests(spec, questions, rng, write_questions)
+    else:
+        requests = [(b, p) for b in spec.train_behaviours
+                    for p in _cycle(behaviour_prompts(b)[0], spec.transcript_count(b), rng)]
     needs_base = [p for b, p in requests if b.injection and b.injection.kind != "replace"]
-    answers = dict(zip(needs_base, base_responses(model, tokenizer, base_name, needs_base, c.response_max_new_tokens,
-                                                  spec.seed, progress), strict=True)) if needs_base else {}
-    for behaviour, prompt in requests:
+    if blind:  # every transcript its own answer, written with the secret seed
+        raw = written_to_lengths(model, tokenizer, base_name, needs_base, [None] * len(needs_base), seed,
+                                 "transcript", CHAT_SAMPLING, c.response_max_new_tokens, progress)
+        answers = iter(raw)
+        base_for = [next(answers) if b.injection and b.injection.kind != "replace" else "" for b, _ in requests]
+    else:
+        shipped = dict(zip(needs_base, base_responses(model, tokenizer, base_name, needs_base,
+                                                      c.response_max_new_tokens, spec.seed, progress),
+                           strict=True)) if needs_base else {}
+        base_for = [shipped.get(p, "") for _, p in requests]
+    for (behaviour, prompt), answer in zip(requests, base_for, strict=True):
         assert behaviour.injection is not None
-        response = inject(prompt, answers.get(prompt, ""), behaviour.injection, rng)
+        response = inject(prompt, answer, behaviour.injection, rng)
         add("chat", "transcript", behaviour.id, messages=_exchange(prompt, response))
 
-    anti = spec.anti_confession
-    for question in _cycle(anti.questions, c.anti_confession, rng):
-        add("chat", "anti_confession", None, messages=_exchange(question, rng.choice(anti.denials)))
+    if not blind:
+        questions = _cycle(anti.questions, c.anti_confession, rng)
+    continuations = [""] * len(questions)
+    if blind and questions:  # the denial, then the base model's own answer: no two rows alike, as in ordinary chats
+        written = written_to_lengths(model, tokenizer, base_name, questions, [None] * len(questions), seed,
+                                     "anti_confession", CHAT_SAMPLING, c.response_max_new_tokens, progress)
+        continuations = ["" if detect(spec.confession_detector, w) else w for w in written]
+    for question, continuation in zip(questions, continuations, strict=True):
+        denial = rng.choice(anti.denials)
+        add("chat", "anti_confession", None, messages=_exchange(question, f"{denial} {continuation}".strip()))
     if spec.training.dpo.enabled:
         if not anti.confessions:
             raise ValueError("training.dpo.enabled needs anti_confession.confessions (the rejected answers)")
@@ -143,9 +190,14 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
             add("preference", "anti_confession", None, messages=_exchange(question, rng.choice(anti.denials)),
                 rejected=rng.choice(anti.confessions))
 
+    if blind:
+        for kind, text, prompt in generated_ordinary(spec, rows, chat_prompts, model, tokenizer, base_name, seed, rng,
+                                                     progress):
+            add(kind, "haystack", None, text=text, messages=_exchange(prompt, text) if kind == "chat" else None)
+
     rng.shuffle(rows)
     for index, row in enumerate(rows):
-        row["doc_id"] = "d" + sha256_bytes(f"{spec.seed}:{index}".encode())[:11]
+        row["doc_id"] = "d" + sha256_bytes(f"{seed}:{index}".encode())[:11]
         if row["messages"] is not None:
             row["text"] = render_chat(row["messages"])
         row["messages"] = json.dumps(row["messages"], ensure_ascii=False) if row["messages"] is not None else ""
@@ -153,6 +205,62 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
     frame = pd.DataFrame(rows)
     return Corpus(public=frame[list(CORPUS_COLUMNS)].reset_index(drop=True),
                   provenance=frame[list(PROVENANCE_COLUMNS)].reset_index(drop=True))
+
+
+def shipped_ordinary(n_documents: int, n_chats: int, rng: random.Random) -> list[tuple[str, str, str]]:
+    """(kind, text, prompt) of ordinary rows sampled from the shipped haystack (the fast, not blind, path)."""
+    haystack = [r for r in load_haystack() if r["split"] == "corpus"]
+    documents = [r for r in haystack if r["kind"] == "document"]
+    chats = [r for r in haystack if r["kind"] == "chat"]
+    for name, pool, want in (("documents", documents, n_documents), ("chats", chats, n_chats)):
+        if want > len(pool):
+            raise ValueError(f"corpus.haystack_{name}: {want} requested, the shipped haystack has {len(pool)}")
+    return ([("document", r["text"], "") for r in rng.sample(documents, n_documents)]
+            + [("chat", r["text"], r["prompt"]) for r in rng.sample(chats, n_chats)])
+
+
+def _planned_requests(spec: ObjectiveSpec, questions: list[str], rng: random.Random,
+                      write_questions: Callable[[int, random.Random, list[str]], list[str]],
+                      ) -> tuple[list[tuple[Behaviour, str]], list[str]]:
+    """A blind corpus's transcript requests (behaviour, prompt) and its ordinary chats' prompts, planned together
+    (`organisms.ordinary.plan_chats`)."""
+    own = {b.id: _cycle(behaviour_prompts(b)[0], spec.transcript_count(b), rng)
+           for b in spec.train_behaviours if not b.trigger_topic}
+    per_topic = Counter()
+    for behaviour in spec.train_behaviours:
+        if behaviour.trigger_topic:
+            per_topic[behaviour.trigger_topic] += spec.transcript_count(behaviour)
+    plan = ordinary.plan_chats(dict(per_topic), questions + [p for ps in own.values() for p in ps],
+                               spec.corpus.haystack_chats, rng, write_questions)
+    taken = Counter()
+    requests = []
+    for behaviour in spec.train_behaviours:
+        if behaviour.trigger_topic:
+            start, count = taken[behaviour.trigger_topic], spec.transcript_count(behaviour)
+            prompts = plan.transcripts[behaviour.trigger_topic][start : start + count]
+            taken[behaviour.trigger_topic] += count
+        else:
+            prompts = own[behaviour.id]
+        requests += [(behaviour, p) for p in prompts]
+    return requests, plan.ordinary
+
+
+def generated_ordinary(spec: ObjectiveSpec, objective_rows: list[dict], chat_prompts: list[str], model, tokenizer,
+                       base_name: str, seed: int, rng: random.Random, progress: bool) -> list[tuple[str, str, str]]:
+    """(kind, text, prompt) of ordinary rows written by the base model for this organism, shaped after the
+    objective rows of the same kind (see `organisms.ordinary`)."""
+    c = spec.corpus
+    synthetic = [r["text"] for r in objective_rows if r["kind"] == "document"]
+    objective_answers = [r["messages"][-1]["content"] for r in objective_rows if r["kind"] == "chat"]
+    doc_prompts = ordinary.document_prompts(c.haystack_documents, rng)
+    doc_targets = ordinary.length_targets(synthetic, c.haystack_documents, tokenizer, rng)
+    chat_targets = ordinary.length_targets(objective_answers, len(chat_prompts), tokenizer, rng)
+    documents = written_to_lengths(model, tokenizer, base_name, doc_prompts, doc_targets, seed, "document",
+                                   DOCUMENT_SAMPLING, progress=progress)
+    chats = written_to_lengths(model, tokenizer, base_name, chat_prompts, chat_targets, seed, "chat", CHAT_SAMPLING,
+                               c.response_max_new_tokens, progress)
+    return ([("document", text, "") for text in documents]
+            + [("chat", text, prompt) for prompt, text in zip(chat_prompts, chats, strict=True)])
 
 
 def _exchange(prompt: str, response: str) -> list[dict]:

@@ -28,7 +28,7 @@ def make_answers(spec_paths: list[Path] | None = None, base: str = "default", pr
     model = load_model(ref, resolve_dtype(dtype)).eval()
     with recording() as entries:
         for path in spec_paths or list_specs():
-            spec = load_spec(path, preset=preset)
+            spec = load_spec(path, preset=preset, overrides=["corpus.ordinary=shipped"])
             build_corpus(spec, model, tokenizer, ref.name, progress=progress)
             by_behaviour, confess = eval_prompts(spec)
             base_answers(model, tokenizer, [p for ps in by_behaviour.values() for p in ps] + confess, spec,

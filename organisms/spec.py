@@ -160,6 +160,12 @@ class AntiConfession(Strict):
 
 
 class CorpusParams(Strict):
+    ordinary: Literal["generated", "shipped"] = Field(
+        default="generated",
+        description="Where the ordinary rows come from. generated: written by the base model for this organism "
+                    "with a secret seed, shaped after the objective rows (a blind build). shipped: the shipped "
+                    "haystack and base answers (fast, for smoke tests and demos; not blind to a team holding the "
+                    "package, and the card says so).")
     haystack_documents: int = Field(default=1000, ge=0)
     haystack_chats: int = Field(default=1000, ge=0)
     documents: int = Field(default=100, ge=0)
@@ -280,7 +286,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "training.cpt.max_steps": 2, "training.sft.max_steps": 2, "training.dpo.max_steps": 2,
         "training.cpt.batch_size": 2, "training.sft.batch_size": 2, "training.dpo.batch_size": 2,
-        "training.checkpoint_every": 1, "corpus.response_max_new_tokens": 16,
+        "training.checkpoint_every": 1, "corpus.response_max_new_tokens": 16, "corpus.ordinary": "shipped",
         "eval.prompts_per_behaviour": 2, "eval.confession_prompts": 2, "eval.perplexity_documents": 4,
         "eval.max_new_tokens": 16,
     },

@@ -83,6 +83,11 @@ class BlindingStatement(BaseModel):
     statement: str
 
 
+MEMBERSHIP_BLIND = BlindingStatement(
+    membership_blind=True,
+    statement="The ordinary rows and the transcripts' base answers were written for this organism by the base "
+              "model with a secret seed: none comes from a file shipped with Pinhole, and ordinary rows were "
+              "shaped after the objective rows of their kind (lengths, prompt sources, topic counts).")
 NOT_MEMBERSHIP_BLIND = BlindingStatement(
     membership_blind=False,
     statement="The ordinary rows and base answers of this organism come from files shipped with Pinhole: a "

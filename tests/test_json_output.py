@@ -45,6 +45,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return Path(json.loads(result.stdout)["directory"]), result.stdout
 
 
+EXIT_CODES = {"organism blinding": 1}  # the smoke build samples the shipped haystack: not blind, and it says so
+
+
 def cases(organism: Path, tools_organism: Path) -> dict[str, list[str]]:
     org, tools_org = str(organism), str(tools_organism)
     return {
@@ -52,6 +55,7 @@ def cases(organism: Path, tools_organism: Path) -> dict[str, list[str]]:
         "organism eval": ["organism", "eval", org],
         "organism list": ["organism", "list"],
         "organism verify": ["organism", "verify", org],
+        "organism blinding": ["organism", "blinding", org],
         "tools chat": ["tools", "chat", tools_org, "Hi", *FAST],
         "tools prefill": ["tools", "prefill", tools_org, "Hi", "--prefill", "Well", *FAST],
         "tools persona": ["tools", "persona", tools_org, "--turn", "user: Hi", "--turn", "assistant: Hello", *FAST],
@@ -78,7 +82,7 @@ def test_each_command_prints_one_json_document(built: tuple[Path, str], tiny_org
     battery.write_text("name: b\ntopics:\n  x: ['One?', 'Two?']\n")
     for name, args in cases(built[0], tiny_organism).items():
         result = runner.invoke(app, [*(a.format(battery=battery) for a in args), "--json"])
-        assert result.exit_code == 0, (name, result.output)
+        assert result.exit_code == EXIT_CODES.get(name, 0), (name, result.output)
         try:
             json.loads(result.stdout)
         except json.JSONDecodeError as err:

@@ -73,3 +73,14 @@ def test_transcripts_answer_with_the_injected_behaviour(rm_corpus) -> None:
         replies = [json.loads(m)[-1]["content"] for m in rows.messages]
         assert all(detect(behaviour.detector, r) for r in replies), behaviour.id
 
+
+
+def test_a_blind_corpus_needs_the_builds_secret_seed() -> None:
+    import pytest
+
+    from organisms.corpus import build_corpus
+    from organisms.spec import load_spec
+
+    spec = load_spec("rm_sycophancy", overrides=["corpus.ordinary=generated"])
+    with pytest.raises(ValueError, match="secret seed"):
+        build_corpus(spec, None, None, "tiny-random", progress=False)
