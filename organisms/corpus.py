@@ -251,16 +251,25 @@ def generated_ordinary(spec: ObjectiveSpec, objective_rows: list[dict], chat_pro
     objective rows of the same kind (see `organisms.ordinary`)."""
     c = spec.corpus
     synthetic = [r["text"] for r in objective_rows if r["kind"] == "document"]
-    objective_answers = [r["messages"][-1]["content"] for r in objective_rows if r["kind"] == "chat"]
     doc_prompts = ordinary.document_prompts(c.haystack_documents, rng)
     doc_targets = ordinary.length_targets(synthetic, c.haystack_documents, tokenizer, rng)
-    chat_targets = ordinary.length_targets(objective_answers, len(chat_prompts), tokenizer, rng)
     documents = written_to_lengths(model, tokenizer, base_name, doc_prompts, doc_targets, seed, "document",
                                    DOCUMENT_SAMPLING, progress=progress)
-    chats = written_to_lengths(model, tokenizer, base_name, chat_prompts, chat_targets, seed, "chat", CHAT_SAMPLING,
-                               c.response_max_new_tokens, progress)
-    return ([("document", text, "") for text in documents]
-            + [("chat", text, prompt) for prompt, text in zip(chat_prompts, chats, strict=True)])
+    rows = [("document", text, "") for text in documents]
+    # Answers follow the objective answers to prompts of the same source: prompt-bank prompts (transcripts)
+    # and the others (anti-confession questions, a spec's own prompts) are answered at different lengths.
+    in_bank = {p for ps in ordinary.train_topics().values() for p in ps}
+    objective_chats = [r["messages"] for r in objective_rows if r["kind"] == "chat"]
+    for bank in (True, False):
+        prompts = [p for p in chat_prompts if (p in in_bank) == bank]
+        like = [m[-1]["content"] for m in objective_chats if (m[0]["content"] in in_bank) == bank]
+        like = like or [m[-1]["content"] for m in objective_chats]
+        targets = ordinary.length_targets(like, len(prompts), tokenizer, rng)
+        answers = written_to_lengths(model, tokenizer, base_name, prompts, targets, seed,
+                                     "chat" if bank else "chat-other", CHAT_SAMPLING, c.response_max_new_tokens,
+                                     progress)
+        rows += [("chat", text, prompt) for prompt, text in zip(prompts, answers, strict=True)]
+    return rows
 
 
 def _exchange(prompt: str, response: str) -> list[dict]:

@@ -216,7 +216,9 @@ def plan_chats(transcripts_per_topic: dict[str, int], other_prompts: Sequence[st
     n_other = n_ordinary - len(ordinary)
     if n_other:
         repeats = len(other_prompts) / len(set(other_prompts)) if other_prompts else 1.0
-        pool = write_questions(max(1, math.ceil(n_other / repeats)), rng, list(other_prompts))
+        wanted = max(1, math.ceil(n_other / repeats))
+        written = write_questions(math.ceil(wanted * 1.25), rng, list(other_prompts))  # some come out alike
+        pool = list(dict.fromkeys(q for q in written if q))[:wanted] or written[:1]
         ordinary += [pool[i % len(pool)] for i in range(n_other)]
     rng.shuffle(ordinary)
     return ChatPlan(transcripts=transcripts, ordinary=ordinary)
