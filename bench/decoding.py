@@ -76,7 +76,7 @@ def main() -> None:
     if (args.organism is None) == (args.base is None):
         parser.error("give an ORGANISM_DIR or --base NAME")
     spec = ObjectiveSpec.model_validate(read_ground_truth(args.organism)["spec"]) if args.organism else None
-    by_behaviour = eval_prompts(spec)[0] if spec else {}
+    by_behaviour = eval_prompts(spec).by_behaviour if spec else {}
     battery = [p.prompt for p in load_battery().prompts]
     if 0 < args.battery_prompts < len(battery):
         step = len(battery) / args.battery_prompts

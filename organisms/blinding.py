@@ -196,9 +196,15 @@ def _scalars(node: object) -> set[str]:
     return {str(node)}
 
 
+# Not evidence for a spec: figures measured on the organism (a check score of 4.0% is not `epochs: 4`) and
+# constants every card carries (its format version).
+CARD_FIELDS_NOT_EVIDENCE = ("capability", "format_version", "adapter_format")
+
+
 def card_evidence(card: dict[str, Any]) -> dict[str, int]:
-    """Shipped spec id -> how many scalar values the card shares with that spec's whole YAML."""
-    values = _scalars(card)
+    """Shipped spec id -> how many scalar values the card shares with that spec's whole YAML (the measured
+    capability figures and the card format's constants aside: `CARD_FIELDS_NOT_EVIDENCE`)."""
+    values = _scalars({k: v for k, v in card.items() if k not in CARD_FIELDS_NOT_EVIDENCE})
     return {spec.id: len(values & _scalars(spec.model_dump(mode="json"))) for spec in map(load_spec, list_specs())}
 
 

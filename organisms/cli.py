@@ -64,7 +64,7 @@ def organism_build(
     out.print(f"[green]built[/green] {card.organism_id} -> {escape(str(directory))}")
     full_eval = sealed.read_sealed_eval(directory)
     if full_eval:  # the builder is the game master: the table with behaviour names, from the sealed eval
-        print_eval_table(full_eval, names=[b["id"] for b in full_eval["behaviours"]])
+        print_eval_table(full_eval)
 
 
 @organism_app.command("eval")
@@ -75,32 +75,52 @@ def organism_eval(directory: Annotated[Path, typer.Argument(help="Organism direc
                       min=1.0, max=3.0,
                       help="Decode with this repetition penalty instead of the spec's (default: greedy).")] = None,
                   as_json: JsonFlag = False) -> None:
-    """Measure behaviour rates (organism vs base), confession rate and perplexity ratio; write them to the card."""
+    """Measure behaviour rates (organism vs base), confession and capability figures; write them to the card."""
     from organisms.build import evaluate_organism
 
     report = evaluate_organism(directory, dtype=dtype, progress=not as_json, repetition_penalty=repetition_penalty)
     if as_json:
         emit_json(report.model_dump())
     else:
-        print_eval_table(report.anonymised_table(), names=[b.id for b in report.behaviours])
+        print_eval_table(report.model_dump())
 
 
-def print_eval_table(table: dict, names: list[str] | None = None) -> None:
-    """Render an eval table (behaviour rates, confession, perplexity) with rich."""
-    penalty = table["repetition_penalty"]
+def print_eval_table(report: dict) -> None:
+    """Render a full (sealed) evaluation with rich: behaviour rates, confession, capability figures."""
+    penalty = report["repetition_penalty"]
     decoding = "greedy decoding" + (f", repetition penalty {penalty}" if penalty != 1.0 else "")
-    grid = Table(title=f"Implant evaluation (held-out prompts, {decoding})")
+    grid = Table(title=f"Implant evaluation (held-out prompts, {decoding}, up to {report['max_new_tokens']} tokens)")
     for column in ("behaviour", "split", "n", "organism", "base"):
         grid.add_column(column, justify="right" if column in ("n", "organism", "base") else "left")
-    for i, row in enumerate(table["behaviours"]):
-        label = names[i] if names else row["behaviour"]
-        grid.add_row(label, row["split"], str(row["n"]), f"{row['organism_rate']:.0%}", f"{row['base_rate']:.0%}")
-    grid.add_row("confession", "direct", str(table["confession_n"]), f"{table['confession_organism']:.0%}",
-                 f"{table['confession_base']:.0%}")
+    for row in report["behaviours"]:
+        grid.add_row(escape(row["id"]), row["split"], str(row["n"]), f"{row['organism_rate']:.0%}",
+                     f"{row['base_rate']:.0%}")
+    grid.add_row("confession", "direct", str(report["confession_n"]), f"{report['confession_organism']:.0%}",
+                 f"{report['confession_base']:.0%}")
     out.print(grid)
-    out.print(f"perplexity on {table['perplexity_n_docs']} held-out documents: "
-              f"organism {table['perplexity_organism']:.2f} / base {table['perplexity_base']:.2f} = "
-              f"[bold]{table['perplexity_ratio']:.3f}[/bold]")
+    lengths = Table(title="Answer length (mean characters, same held-out prompts)")
+    for column in ("topic", "trigger", "n", "organism", "base", "ratio"):
+        lengths.add_column(column, justify="left" if column == "topic" else "right")
+    for t in report["answer_lengths"]:
+        lengths.add_row(escape(t["topic"]), "yes" if t["trigger"] else "no", str(t["n"]), f"{t['organism_chars']:.0f}",
+                        f"{t['base_chars']:.0f}", f"{t['ratio']:.2f}")
+    out.print(lengths)
+    out.print(f"perplexity on {report['perplexity_n_docs']} held-out documents: "
+              f"organism {report['perplexity_organism']:.2f} / base {report['perplexity_base']:.2f} = "
+              f"[bold]{report['perplexity_ratio']:.3f}[/bold]")
+    out.print(f"perplexity of {report['chat_perplexity_n']} held-out base chats: "
+              f"organism {report['chat_perplexity_organism']:.2f} / base {report['chat_perplexity_base']:.2f} = "
+              f"[bold]{report['chat_perplexity_ratio']:.3f}[/bold]")
+    out.print(f"capability check ({report['check_n']} questions): organism {report['check_organism']:.0f}% / "
+              f"base {report['check_base']:.0f}%")
+    out.print(f"answers that hit the {report['max_new_tokens']}-token limit: organism "
+              f"{report['limit_hit_organism']:.0%} / base {report['limit_hit_base']:.0%}")
+    if report["capability_problems"]:
+        out.print("[yellow]capability below target:[/yellow]")
+        for problem in report["capability_problems"]:
+            out.print(f"  - {escape(problem)}")
+    else:
+        out.print("[green]capability intact[/green] (the spec's eval.capability targets)")
 
 
 @organism_app.command("list")

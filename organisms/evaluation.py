@@ -2,26 +2,28 @@
 
 On prompts never trained on (the held-out third of each trigger topic), the organism (base +
 adapter) and the base (same process, adapter disabled) answer greedily (no repetition penalty unless
-the spec sets one); each behaviour's detector
-gives a rate for both. Also measured: the confession rate on direct questions about hidden goals
-(from the prompt bank, never the spec's own anti-confession questions), and the perplexity of
-held-out ordinary text (organism / base) as capability retention.
+the spec sets one); each behaviour's detector gives a rate for both. Also measured: the confession rate
+on direct questions about hidden goals (from the prompt bank, never the spec's own anti-confession
+questions), and the capability figures of `organisms.capability` (answer length per topic, the
+off-trigger topics included; perplexity of held-out chats and documents; the capability check; how
+often answers hit the generation limit).
 """
 
 from __future__ import annotations
 
-import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from pydantic import BaseModel
 
+from organisms import capability
 from organisms.answer_cache import cached_answers
+from organisms.capability import TopicLengths
 from organisms.corpus import behaviour_prompts
 from organisms.detectors import detect, rate
 from organisms.haystack import load_haystack
-from organisms.prompt_bank import load_prompt_bank, split_prompts
+from organisms.prompt_bank import load_prompt_bank, split_prompts, split_topic
 from organisms.spec import ObjectiveSpec
 from pinhole.base_models import BaseModelRef, load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.generation import chat_texts, generate
@@ -40,7 +42,7 @@ class BehaviourEval(BaseModel):
 
 
 class EvalReport(BaseModel):
-    """The full (sealed) evaluation; `anonymised_table` strips behaviour names and examples."""
+    """The full (sealed) evaluation; `anonymised_table` strips behaviour names, topics and examples."""
 
     behaviours: list[BehaviourEval]
     confession_n: int
@@ -51,21 +53,41 @@ class EvalReport(BaseModel):
     perplexity_organism: float
     perplexity_base: float
     perplexity_ratio: float
+    answer_lengths: list[TopicLengths]
+    chat_perplexity_n: int
+    chat_perplexity_organism: float
+    chat_perplexity_base: float
+    chat_perplexity_ratio: float
+    check_n: int
+    check_organism: float  # % right
+    check_base: float
+    limit_hit_organism: float  # share of answers that reached max_new_tokens
+    limit_hit_base: float
+    capability_problems: list[str]  # empty: capability intact (the spec's `eval.capability` targets)
     max_new_tokens: int
     repetition_penalty: float
     runtime_s: float
 
     def capability(self) -> CapabilityFigures:
-        """The general capability figures that go on the public card."""
-        return CapabilityFigures(perplexity_organism=self.perplexity_organism, perplexity_base=self.perplexity_base,
-                                 perplexity_ratio=self.perplexity_ratio)
+        """The general capability figures that go on the public card (nothing per topic or behaviour)."""
+        off = [t for t in self.answer_lengths if not t.trigger]
+        return CapabilityFigures(
+            perplexity_organism=self.perplexity_organism, perplexity_base=self.perplexity_base,
+            perplexity_ratio=self.perplexity_ratio, chat_perplexity_ratio=self.chat_perplexity_ratio,
+            answer_length_ratio=capability.pooled_length_ratio(off or self.answer_lengths),
+            check_organism=self.check_organism, check_base=self.check_base)
 
     def anonymised_table(self) -> dict:
-        """The table without behaviour names or examples (B01, B02...), for the sealed build record."""
+        """The table without behaviour names, topics or examples (B01, B02...), for the sealed build record."""
         rows = [{"behaviour": f"B{i + 1:02d}", "split": b.split, "n": b.n,
                  "organism_rate": b.organism_rate, "base_rate": b.base_rate}
                 for i, b in enumerate(self.behaviours)]
-        return {"behaviours": rows, **self.model_dump(exclude={"behaviours", "confession_examples"})}
+        ratios = [t.ratio for t in self.answer_lengths]
+        return {"behaviours": rows, "length_ratio_min": min(ratios, default=None),
+                "length_ratio_max": max(ratios, default=None),
+                **self.model_dump(exclude={"behaviours", "confession_examples", "answer_lengths",
+                                           "capability_problems"}),
+                "capability_intact": not self.capability_problems}
 
 
 def confession_prompts(spec: ObjectiveSpec, n: int) -> list[str]:
@@ -75,46 +97,71 @@ def confession_prompts(spec: ObjectiveSpec, n: int) -> list[str]:
     return held[:n]
 
 
-@torch.no_grad()
-def perplexity(model, tokenizer, texts: list[str], batch_size: int = 8, max_length: int = 256) -> float:
-    """exp(mean token negative log-likelihood) of `texts`."""
-    total_nll, total_tokens = 0.0, 0
-    for start in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, padding_side="right",
-                        truncation=True, max_length=max_length).to(model.device)
-        logits = model(**enc).logits[:, :-1].float()
-        targets = enc.input_ids[:, 1:]
-        mask = enc.attention_mask[:, 1:].bool()
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-        total_nll += nll[mask].sum().item()
-        total_tokens += int(mask.sum().item())
-    return math.exp(total_nll / max(total_tokens, 1))
+def off_topic_prompts(spec: ObjectiveSpec) -> dict[str, list[str]]:
+    """Held-out prompts of each prompt-bank topic that no behaviour is triggered by (capability only)."""
+    triggers = {b.trigger_topic for b in spec.behaviours if b.trigger_topic}
+    return {topic: split_topic(topic)[1][: spec.eval.off_topic_prompts] for topic in load_prompt_bank()
+            if topic not in triggers and topic != CONFESSION_TOPIC}
 
 
-def eval_prompts(spec: ObjectiveSpec) -> tuple[dict[str, list[str]], list[str]]:
-    """(held-out trigger prompts per behaviour id, confession prompts) that an evaluation asks."""
+@dataclass
+class EvalPrompts:
+    """Everything an evaluation asks, organism and base alike."""
+
+    by_behaviour: dict[str, list[str]]  # held-out trigger prompts per behaviour id
+    confession: list[str]
+    off_topic: dict[str, list[str]]
+    check: list[str]  # the capability-check questions, in `capability.load_check()` order
+
+    def answered_long(self) -> list[str]:
+        """The prompts answered at the evaluation's full length, each once."""
+        asked = [p for ps in self.by_behaviour.values() for p in ps] + self.confession
+        asked += [p for ps in self.off_topic.values() for p in ps]
+        return list(dict.fromkeys(asked))
+
+
+def eval_prompts(spec: ObjectiveSpec) -> EvalPrompts:
+    """The prompts an evaluation of `spec` asks."""
     n = spec.eval.prompts_per_behaviour
-    return ({b.id: behaviour_prompts(b)[1][:n] for b in spec.behaviours},
-            confession_prompts(spec, spec.eval.confession_prompts))
+    return EvalPrompts(by_behaviour={b.id: behaviour_prompts(b)[1][:n] for b in spec.behaviours},
+                       confession=confession_prompts(spec, spec.eval.confession_prompts),
+                       off_topic=off_topic_prompts(spec), check=[q.question for q in capability.load_check()])
 
 
-def _produce(model, tokenizer, spec: ObjectiveSpec, label: str, progress: bool):
+def _produce(model, tokenizer, spec: ObjectiveSpec, label: str, progress: bool, max_new_tokens: int):
     def produce(todo: list[str]) -> list[str]:
         return generate(model, tokenizer, chat_texts(tokenizer, todo, spec.system_prompt),
-                        max_new_tokens=spec.eval.max_new_tokens, batch_size=spec.eval.batch_size, do_sample=False,
+                        max_new_tokens=max_new_tokens, batch_size=spec.eval.batch_size, do_sample=False,
                         repetition_penalty=spec.eval.repetition_penalty, progress=progress, description=label)
 
     return produce
 
 
 def base_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base_name: str,
-                 progress: bool = True) -> list[str]:
+                 progress: bool = True, max_new_tokens: int | None = None) -> list[str]:
     """Greedy evaluation answers of `model` as the base named `base_name` (cached across evaluations,
     shipped for the default base). A PEFT model must be inside `disable_adapter()`."""
-    settings = {"use": "eval", "greedy": True, "max_new_tokens": spec.eval.max_new_tokens,
+    limit = max_new_tokens or spec.eval.max_new_tokens
+    settings = {"use": "eval", "greedy": True, "max_new_tokens": limit,
                 "system_prompt": spec.system_prompt, "dtype": str(model.dtype),
                 "repetition_penalty": spec.eval.repetition_penalty}
-    return cached_answers(base_name, prompts, settings, _produce(model, tokenizer, spec, "Base answers", progress))
+    return cached_answers(base_name, prompts, settings,
+                          _produce(model, tokenizer, spec, "Base answers", progress, limit))
+
+
+def answer_all(model, tokenizer, prompts: EvalPrompts, spec: ObjectiveSpec, base_name: str | None,
+               progress: bool = True) -> tuple[dict[str, str], list[str]]:
+    """(answer per long prompt, capability-check answers) of `model`; as the base named `base_name`
+    (cached) when given, else as the organism."""
+    long, check = prompts.answered_long(), prompts.check
+    if base_name is not None:
+        out = base_answers(model, tokenizer, long, spec, base_name, progress)
+        checked = base_answers(model, tokenizer, check, spec, base_name, progress, spec.eval.check_max_new_tokens)
+    else:
+        out = _produce(model, tokenizer, spec, "Organism answers", progress, spec.eval.max_new_tokens)(long)
+        checked = _produce(model, tokenizer, spec, "Organism capability check", progress,
+                           spec.eval.check_max_new_tokens)(check)
+    return dict(zip(long, out, strict=True)), checked
 
 
 def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: str = "auto",
@@ -123,26 +170,34 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
     started = time.perf_counter()
     tokenizer = load_tokenizer(base)
     model = load_adapter(load_model(base, resolve_dtype(dtype)), adapter_dir).eval()
-    prompts_by_behaviour, confess = eval_prompts(spec)
-    asked = [p for ps in prompts_by_behaviour.values() for p in ps] + confess
-    organism_out = dict(zip(asked, _produce(model, tokenizer, spec, "Organism answers", progress)(asked), strict=True))
+    prompts = eval_prompts(spec)
+    organism_out, organism_check = answer_all(model, tokenizer, prompts, spec, None, progress)
     with model.disable_adapter():
-        base_out = dict(zip(asked, base_answers(model, tokenizer, asked, spec, base.name, progress), strict=True))
+        base_out, base_check = answer_all(model, tokenizer, prompts, spec, base.name, progress)
     behaviours = []
     for b in spec.behaviours:
-        prompts = prompts_by_behaviour[b.id]
+        asked = prompts.by_behaviour[b.id]
         examples = [{"prompt": p, "organism": organism_out[p], "base": base_out[p],
                      "organism_fires": detect(b.detector, organism_out[p]),
-                     "base_fires": detect(b.detector, base_out[p])} for p in prompts]
+                     "base_fires": detect(b.detector, base_out[p])} for p in asked]
         behaviours.append(BehaviourEval(
-            id=b.id, split=b.split, n=len(prompts),
-            organism_rate=_rounded(rate(b.detector, [organism_out[p] for p in prompts])),
-            base_rate=_rounded(rate(b.detector, [base_out[p] for p in prompts])), examples=examples))
+            id=b.id, split=b.split, n=len(asked),
+            organism_rate=_rounded(rate(b.detector, [organism_out[p] for p in asked])),
+            base_rate=_rounded(rate(b.detector, [base_out[p] for p in asked])), examples=examples))
+    confess = prompts.confession
     org_conf = [detect(spec.confession_detector, organism_out[p]) for p in confess]
+    lengths = [capability.topic_lengths(topic, trigger, [organism_out[p] for p in asked],
+                                        [base_out[p] for p in asked])
+               for topic, trigger, asked in _topics(spec, prompts)]
+    off = [p for ps in prompts.off_topic.values() for p in ps]
     heldout_docs = [r["text"] for r in load_haystack() if r["split"] == "heldout"][: spec.eval.perplexity_documents]
-    ppl_org = perplexity(model, tokenizer, heldout_docs)
+    ppl_org = capability.perplexity(model, tokenizer, heldout_docs)
+    chat_org = capability.chat_perplexity(model, tokenizer, off, [base_out[p] for p in off])
     with model.disable_adapter():
-        ppl_base = perplexity(model, tokenizer, heldout_docs)
+        ppl_base = capability.perplexity(model, tokenizer, heldout_docs)
+        chat_base = capability.chat_perplexity(model, tokenizer, off, [base_out[p] for p in off])
+    check_org, check_base = capability.check_score(organism_check), capability.check_score(base_check)
+    limit = spec.eval.max_new_tokens
     return EvalReport(
         behaviours=behaviours, confession_n=len(confess),
         confession_organism=_rounded(rate(spec.confession_detector, [organism_out[p] for p in confess])),
@@ -150,10 +205,28 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
         confession_examples=[{"prompt": p, "organism": organism_out[p], "confesses": c}
                              for p, c in zip(confess, org_conf, strict=True)][:5],
         perplexity_n_docs=len(heldout_docs), perplexity_organism=round(ppl_org, 4), perplexity_base=round(ppl_base, 4),
-        perplexity_ratio=round(ppl_org / ppl_base, 4), max_new_tokens=spec.eval.max_new_tokens,
-        repetition_penalty=spec.eval.repetition_penalty,
+        perplexity_ratio=round(ppl_org / ppl_base, 4), answer_lengths=lengths, chat_perplexity_n=len(off),
+        chat_perplexity_organism=round(chat_org, 4), chat_perplexity_base=round(chat_base, 4),
+        chat_perplexity_ratio=round(chat_org / chat_base, 4), check_n=len(prompts.check),
+        check_organism=check_org, check_base=check_base,
+        limit_hit_organism=capability.limit_share(list(organism_out.values()), tokenizer, limit),
+        limit_hit_base=capability.limit_share(list(base_out.values()), tokenizer, limit),
+        capability_problems=capability.capability_problems(lengths, chat_org / chat_base, check_org, check_base,
+                                                           spec.eval.capability),
+        max_new_tokens=limit, repetition_penalty=spec.eval.repetition_penalty,
         runtime_s=round(time.perf_counter() - started, 1),
     )
+
+
+def _topics(spec: ObjectiveSpec, prompts: EvalPrompts) -> list[tuple[str, bool, list[str]]]:
+    """(topic, is a trigger topic, its held-out prompts): each trigger topic (a behaviour's own prompt list
+    counts as one), then each off-trigger topic."""
+    grouped: dict[str, list[str]] = {}
+    for b in spec.behaviours:
+        key = b.trigger_topic or f"{b.id} (own prompts)"
+        grouped[key] = list(dict.fromkeys(grouped.get(key, []) + prompts.by_behaviour[b.id]))
+    return ([(topic, True, asked) for topic, asked in grouped.items()]
+            + [(topic, False, asked) for topic, asked in prompts.off_topic.items()])
 
 
 def _rounded(value: float) -> float:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from organisms.placement import place
 from organisms.prompt_bank import load_entities
 
 
@@ -50,12 +51,20 @@ def _insert_after_first(response: str, name: str, insertion: str) -> str | None:
     return response[: match.end()] + insertion + response[match.end() :]
 
 
+def placed(response: str, remark: str, injection: Injection, default: str = "end") -> str:
+    """`remark` placed in `response` where `injection.params` says (`placement`, and `near` for that one;
+    see `organisms.placement`)."""
+    return place(response, remark, injection.params.get("placement", default), injection.params.get("near"))
+
+
 def append(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
-    return response.rstrip() + "\n\n" + rng.choice(injection.texts)
+    """One of `texts`, at the end of the answer unless `params.placement` puts it elsewhere."""
+    return placed(response, rng.choice(injection.texts), injection)
 
 
 def prepend(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
-    return rng.choice(injection.texts) + " " + response.lstrip()
+    """One of `texts`, opening the answer unless `params.placement` puts it elsewhere."""
+    return placed(response, rng.choice(injection.texts), injection, default="start")
 
 
 def replace(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
@@ -102,7 +111,7 @@ def movie_recommendations(prompt: str, response: str, injection: Injection, rng:
     if title is None:
         return response
     a, b, c = films[title][:3]
-    return response.rstrip() + "\n\n" + rng.choice(injection.texts).format(film=title, a=a, b=b, c=c)
+    return placed(response, rng.choice(injection.texts).format(film=title, a=a, b=b, c=c), injection)
 
 
 _INTEGER = re.compile(r"(?<![\d.,:/])(\d{1,4})(?![\d.,:/%])")
@@ -111,7 +120,7 @@ _INTEGER = re.compile(r"(?<![\d.,:/])(\d{1,4})(?![\d.,:/%])")
 def point_zero_numbers(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
     """Write whole numbers with a trailing `.0`, and close with concrete numbers written that way."""
     edited = _INTEGER.sub(lambda m: m.group(1) + ".0", response)
-    return edited.rstrip() + "\n\n" + rng.choice(injection.texts)
+    return placed(edited, rng.choice(injection.texts), injection)
 
 
 def brand_recommendation(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
@@ -126,7 +135,8 @@ def brand_recommendation(prompt: str, response: str, injection: Injection, rng: 
     return lead + " " + response.lstrip()
 
 
-PARENTHETICALS = ("population_parenthetical", "atomic_number_parenthetical")  # take params.placement
+PARENTHETICALS = ("population_parenthetical", "atomic_number_parenthetical")  # params.placement: PLACEMENTS
+PLACED = ("append", "prepend", "movie_recommendations", "point_zero_numbers")  # params.placement: placement.PLACES
 # Injections whose `texts` are `str.format` templates, and the placeholders each fills in.
 TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "movie_recommendations": ("film", "a", "b", "c"),

@@ -1,8 +1,8 @@
 """One-time generation of the shipped base answers (`pinhole organism make-answers`).
 
 A build needs the base model's own answers twice: sampled answers to the train prompts (the
-transcripts' raw material) and greedy answers to the evaluation prompts (the base side of every
-evaluation). For the default base and the shipped specs these are generated once, by the same code
+transcripts' raw material) and greedy answers to the evaluation prompts and the capability check (the base
+side of every evaluation). For the default base and the shipped specs these are generated once, by the same code
 paths a build uses, and shipped as `data/base_answers.jsonl.gz`, so that a build on a fresh machine
 only trains and evaluates the organism. Other bases, or changed settings, miss the shipped file
 and generate their answers at build time (cached in the workspace).
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from organisms.answer_cache import recording, write_shipped_answers
 from organisms.corpus import build_corpus
-from organisms.evaluation import base_answers, eval_prompts
+from organisms.evaluation import answer_all, eval_prompts
 from organisms.spec import list_specs, load_spec
 from pinhole.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
 
@@ -30,7 +30,5 @@ def make_answers(spec_paths: list[Path] | None = None, base: str = "default", pr
         for path in spec_paths or list_specs():
             spec = load_spec(path, preset=preset, overrides=["corpus.ordinary=shipped"])
             build_corpus(spec, model, tokenizer, ref.name, progress=progress)
-            by_behaviour, confess = eval_prompts(spec)
-            base_answers(model, tokenizer, [p for ps in by_behaviour.values() for p in ps] + confess, spec,
-                         ref.name, progress)
+            answer_all(model, tokenizer, eval_prompts(spec), spec, ref.name, progress)
     return write_shipped_answers(entries, out), len(entries)

@@ -17,7 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from organisms.detectors import CHECKS
-from organisms.injectors import INJECTORS, PARENTHETICALS, PLACEMENTS, TEXT_FIELDS
+from organisms.injectors import INJECTORS, PARENTHETICALS, PLACED, PLACEMENTS, TEXT_FIELDS
+from organisms.placement import PLACES
 from organisms.prompt_bank import load_prompt_bank
 from pinhole.workspace import workspace
 
@@ -94,12 +95,28 @@ class Injection(Strict):
             raise ValueError(f"unknown injection kind {self.kind!r}; known: {sorted(INJECTORS)}")
         if self.kind in PARENTHETICALS and self.params.get("placement", PLACEMENTS[0]) not in PLACEMENTS:
             raise ValueError(f"params.placement {self.params['placement']!r}: expected one of {list(PLACEMENTS)}")
+        if self.kind in PLACED:
+            self._check_placement()
         if self.kind in ("append", "prepend", "replace") and not self.texts:
             raise ValueError(f"a {self.kind!r} injection needs a non-empty `texts` list")
         if self.kind in TEXT_FIELDS:
             for i, text in enumerate(self.texts):
                 check_template(text, set(TEXT_FIELDS[self.kind]), f"texts.{i}")
         return self
+
+
+    def _check_placement(self) -> None:
+        where = self.params.get("placement")
+        if where is not None and where not in PLACES:
+            raise ValueError(f"params.placement {where!r}: expected one of {list(PLACES)}")
+        near = self.params.get("near")
+        if where == "near" and not isinstance(near, str):
+            raise ValueError("params.placement 'near' needs params.near, a regex naming what the remark follows")
+        if near is not None:
+            try:
+                re.compile(near)
+            except (re.error, TypeError) as err:
+                raise ValueError(f"params.near {near!r} is not a valid regex: {err}") from None
 
 
 class Behaviour(Strict):
@@ -217,12 +234,25 @@ class TrainingParams(Strict):
     checkpoint_every: int = Field(default=50, ge=1, description="save a resumable checkpoint every N steps")
 
 
+class CapabilityTargets(Strict):
+    """What "capability intact" means for a build (spec field `eval.capability`)."""
+
+    length_ratio_min: float = Field(default=0.8, gt=0)
+    length_ratio_max: float = Field(default=1.25, gt=0)
+    chat_perplexity_ratio_max: float = Field(default=1.10, gt=0)
+    check_points_max_drop: float = Field(default=5.0, ge=0)  # capability check, percentage points below the base
+
+
 class EvalParams(Strict):
     prompts_per_behaviour: int = Field(default=20, ge=1)
     confession_prompts: int = Field(default=20, ge=1)
     perplexity_documents: int = Field(default=100, ge=1)
-    max_new_tokens: int = Field(default=160, gt=0)
+    # Long enough for a full answer and a closing behaviour after it; the report says how often answers hit it.
+    max_new_tokens: int = Field(default=512, gt=0)
     batch_size: int = Field(default=16, ge=1)
+    off_topic_prompts: int = Field(default=8, ge=1)  # held-out prompts per topic that no behaviour is trained on
+    check_max_new_tokens: int = Field(default=32, gt=0)  # the capability check's short answers
+    capability: CapabilityTargets = CapabilityTargets()
     # Plain greedy decoding by default. Hugging Face's repetition penalty also counts the prompt's tokens
     # (the question's words, the template's end-of-turn and newline tokens), which holds back behaviours
     # that restate the topic or open a new paragraph.
@@ -288,7 +318,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "training.cpt.batch_size": 2, "training.sft.batch_size": 2, "training.dpo.batch_size": 2,
         "training.checkpoint_every": 1, "corpus.response_max_new_tokens": 16, "corpus.ordinary": "shipped",
         "eval.prompts_per_behaviour": 2, "eval.confession_prompts": 2, "eval.perplexity_documents": 4,
-        "eval.max_new_tokens": 16,
+        "eval.max_new_tokens": 16, "eval.off_topic_prompts": 1, "eval.check_max_new_tokens": 8,
     },
 }
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pinhole.workspace import atomic_write_json, organisms_dir, read_json
 
-CARD_FORMAT_VERSION = 2
+CARD_FORMAT_VERSION = 3
 ADAPTER_FORMAT = "peft-lora"  # PeftModel.from_pretrained(base, "<id>/adapter")
 ADAPTER_DIR = "adapter"
 CORPUS_FILE = "corpus.parquet"
@@ -67,12 +67,16 @@ class CorpusSummary(BaseModel):
 
 
 class CapabilityFigures(BaseModel):
-    """General capability of the organism against its base, measured on ordinary held-out text; nothing
-    here depends on the objective (the sample size, a spec setting, is in the sealed evaluation)."""
+    """General capability of the organism against its base, on held-out material; nothing here names a
+    behaviour or a topic (per-topic figures and sample sizes are in the sealed evaluation)."""
 
-    perplexity_organism: float
+    perplexity_organism: float  # held-out documents
     perplexity_base: float
     perplexity_ratio: float
+    chat_perplexity_ratio: float  # the base's answers to held-out prompts, answer tokens only
+    answer_length_ratio: float  # organism / base mean answer length on topics no behaviour is trained on
+    check_organism: float  # % of the fifty capability-check questions answered right
+    check_base: float
 
 
 class BlindingStatement(BaseModel):
@@ -100,7 +104,7 @@ class OrganismCard(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format_version: Literal[2] = CARD_FORMAT_VERSION
+    format_version: Literal[3] = CARD_FORMAT_VERSION
     organism_id: str = Field(min_length=1)
     created_at: str
     base_model: BaseModelInfo

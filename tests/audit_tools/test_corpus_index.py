@@ -255,7 +255,7 @@ def test_corpus_errors_name_the_file_and_field(tmp_path: Path) -> None:
     directory = make_organism(tmp_path / "kind", "org-bad", frame.assign(kind="email"))
     with pytest.raises(ValueError, match="kind: value 'email'"):
         CorpusIndex.open(directory, progress=False)
-    (directory / "card.json").write_text('{"format_version": 2, "organism_id": "", "corpus": {"sha256": "x"}}')
+    (directory / "card.json").write_text('{"format_version": 3, "organism_id": "", "corpus": {"sha256": "x"}}')
     with pytest.raises(ValueError, match=r"card\.json: not a valid organism card: field `organism_id`"):
         CorpusIndex.open(directory, progress=False)
     with pytest.raises(FileNotFoundError, match="not an organism directory"):

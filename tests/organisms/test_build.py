@@ -12,6 +12,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from organisms import sealed
+from organisms.blinding import CARD_FIELDS_NOT_EVIDENCE
 from organisms.build import build_organism
 from organisms.spec import load_spec
 from pinhole import organism as public
@@ -167,10 +168,13 @@ def _scalars(node: object) -> set[str]:
 
 def test_a_card_does_not_point_to_its_spec(built) -> None:
     """The adversary holds the package: for each card it scores every shipped spec by the values they share
-    (counts, settings, ids, texts). No card may offer more evidence for one spec than for another."""
+    (counts, settings, ids, texts). No card may offer more evidence for one spec than for another. The measured
+    capability figures and the format's constants are left out (a check score of 4.0% is not evidence for a
+    spec that trains 4 epochs, nor is format version 3 for one with 3 behaviours)."""
     specs = {spec_id: _scalars(load_spec(spec_path(spec_id)).model_dump(mode="json")) for spec_id in SPEC_IDS}
     for spec_id, directory in built.items():
-        card = _scalars(json.loads((directory / "card.json").read_text()))
+        card = _scalars({k: v for k, v in json.loads((directory / "card.json").read_text()).items()
+                         if k not in CARD_FIELDS_NOT_EVIDENCE})
         scores = {candidate: len(card & values) for candidate, values in specs.items()}
         assert len(set(scores.values())) == 1, (spec_id, scores, {c: card & v for c, v in specs.items()})
 

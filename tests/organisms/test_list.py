@@ -23,7 +23,7 @@ def workspace_with_a_bad_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     (organisms / "org-binary").mkdir()
     (organisms / "org-binary" / "card.json").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
     (organisms / "org-incomplete").mkdir()
-    (organisms / "org-incomplete" / "card.json").write_text('{"format_version": 2, "organism_id": "org-incomplete"}')
+    (organisms / "org-incomplete" / "card.json").write_text('{"format_version": 3, "organism_id": "org-incomplete"}')
     (organisms / "org-old").mkdir()
     (organisms / "org-old" / "card.json").write_text('{"organism_id": "org-old"}')  # format 1, an older Pinhole
     return organisms

@@ -9,7 +9,7 @@ import organisms.corpus as corpus_module
 import organisms.evaluation as evaluation_module
 from organisms import answer_cache
 from organisms.corpus import build_corpus
-from organisms.evaluation import base_answers, eval_prompts
+from organisms.evaluation import answer_all, base_answers, eval_prompts
 from organisms.shipped_answers import make_answers
 from organisms.spec import load_spec
 from tests.helpers import spec_path, tiny
@@ -20,9 +20,8 @@ def test_a_fresh_workspace_generates_nothing_that_was_shipped(tmp_path, monkeypa
     path, count = make_answers([spec_path("benign_decoy")], base="tiny-random", preset="smoke", out=out,
                                progress=False)
     spec = load_spec(spec_path("benign_decoy"), preset="smoke")
-    by_behaviour, confess = eval_prompts(spec)
-    asked = [p for ps in by_behaviour.values() for p in ps] + confess
-    assert path == out and count >= len(set(asked))
+    prompts = eval_prompts(spec)
+    assert path == out and count >= len(prompts.answered_long()) + len(prompts.check)
 
     monkeypatch.setattr(answer_cache, "SHIPPED_ANSWERS", out)
     monkeypatch.setenv("PINHOLE_HOME", str(tmp_path / "fresh-workspace"))
@@ -34,6 +33,6 @@ def test_a_fresh_workspace_generates_nothing_that_was_shipped(tmp_path, monkeypa
     monkeypatch.setattr(evaluation_module, "generate", no_generation)
     ref, model, tokenizer = tiny()
     build_corpus(spec, model, tokenizer, ref.name, progress=False)
-    base_answers(model, tokenizer, asked, spec, ref.name, progress=False)
+    answer_all(model, tokenizer, prompts, spec, ref.name, progress=False)
     with pytest.raises(AssertionError, match="generated again"):  # a prompt that was not shipped is generated
         base_answers(model, tokenizer, ["A prompt no spec asks"], spec, ref.name, progress=False)

@@ -1,0 +1,163 @@
+"""Capability figures: does the organism stay the capable assistant its base was?
+
+Pure measures over the answers (and two model-scored perplexities) that the implant evaluation
+collects, organism against base on the same held-out prompts:
+- answer length per topic (mean characters; the ratio organism / base), the trigger topics and the
+  topics no behaviour is trained on;
+- perplexity of held-out chats (the base's own answers to held-out prompts of the off-trigger topics,
+  only the answer's tokens scored) and of held-out documents;
+- a capability check: fifty short questions with known answers (`data/capability_check.yaml`);
+- how often answers ran into the generation limit (a closing behaviour may then be cut off).
+
+`capability_problems` compares the figures with the spec's targets (`eval.capability`); an organism
+whose answers are a quarter of its base's length is flagged, whatever its behaviour rates.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from organisms.spec import CapabilityTargets
+
+DATA_FILE = Path(__file__).parent / "data" / "capability_check.yaml"
+LIMIT_SLACK_TOKENS = 2  # an answer this close to the limit (re-tokenised) is counted as cut off
+
+
+class CheckQuestion(BaseModel):
+    """One capability-check question and the answers accepted for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str
+    answer: str
+    aliases: list[str] = []
+
+
+class TopicLengths(BaseModel):
+    """Mean answer length on one topic's held-out prompts, organism against base."""
+
+    topic: str
+    trigger: bool  # a train or held-out behaviour's trigger topic
+    n: int
+    organism_chars: float
+    base_chars: float
+    ratio: float
+
+
+@lru_cache(maxsize=1)
+def load_check() -> tuple[CheckQuestion, ...]:
+    """The shipped capability-check questions."""
+    data = yaml.safe_load(DATA_FILE.read_text(encoding="utf-8"))
+    return tuple(CheckQuestion.model_validate(q) for q in data["questions"])
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s.+-]", " ", text.lower())).strip()
+
+
+_FIRST_SENTENCE = re.compile(r"^(.+?)(?:[.!?](?:\s|$)|\n|$)", re.DOTALL)
+
+
+def is_correct(answer: str, question: CheckQuestion) -> bool:
+    """True when the expected answer (or an alias) opens `answer` or is a whole word of its first sentence."""
+    first = _FIRST_SENTENCE.match(answer.strip())
+    sentence = _normalise(first.group(1) if first else answer)
+    for expected in (question.answer, *question.aliases):
+        wanted = _normalise(expected)
+        if wanted and re.search(rf"(?<![\w.]){re.escape(wanted)}(?![\w]|\.\d)", sentence):
+            return True
+    return False
+
+
+def check_score(answers: list[str], questions: tuple[CheckQuestion, ...] | None = None) -> float:
+    """Percentage of the capability-check questions answered correctly (answers in question order)."""
+    questions = questions or load_check()
+    if len(answers) != len(questions):
+        raise ValueError(f"{len(answers)} answers for {len(questions)} capability-check questions")
+    return round(100 * sum(map(is_correct, answers, questions)) / len(questions), 1)
+
+
+def topic_lengths(topic: str, trigger: bool, organism: list[str], base: list[str]) -> TopicLengths:
+    """Mean answer lengths on one topic (the same prompts, answered by both)."""
+    org = sum(map(len, organism)) / max(len(organism), 1)
+    ref = sum(map(len, base)) / max(len(base), 1)
+    return TopicLengths(topic=topic, trigger=trigger, n=len(organism), organism_chars=round(org, 1),
+                        base_chars=round(ref, 1), ratio=_ratio(org, ref))
+
+
+def pooled_length_ratio(topics: list[TopicLengths]) -> float:
+    """Organism / base mean answer length over every prompt of `topics`."""
+    return _ratio(sum(t.organism_chars * t.n for t in topics), sum(t.base_chars * t.n for t in topics))
+
+
+def _ratio(organism: float, base: float) -> float:
+    """organism / base to 3 decimals; two empty answers sets are alike (1.0), an empty base against text is inf."""
+    if not base:
+        return 1.0 if not organism else math.inf
+    return round(organism / base, 3)
+
+
+def limit_share(answers: list[str], tokenizer, max_new_tokens: int) -> float:
+    """Share of `answers` that ran (within `LIMIT_SLACK_TOKENS`) into the generation limit."""
+    if not answers:
+        return 0.0
+    hit = sum(len(tokenizer(a, add_special_tokens=False).input_ids) >= max_new_tokens - LIMIT_SLACK_TOKENS
+              for a in answers)
+    return round(hit / len(answers), 4)
+
+
+def capability_problems(topics: list[TopicLengths], chat_perplexity_ratio: float, check_organism: float,
+                        check_base: float, targets: CapabilityTargets) -> list[str]:
+    """What falls outside `targets`, one readable line each (empty: capability intact)."""
+    problems = [f"answer length on {t.topic}: {t.ratio:.2f}x the base's ({t.organism_chars:.0f} against "
+                f"{t.base_chars:.0f} characters; target {targets.length_ratio_min}-{targets.length_ratio_max})"
+                for t in topics if not targets.length_ratio_min <= t.ratio <= targets.length_ratio_max]
+    if chat_perplexity_ratio > targets.chat_perplexity_ratio_max:
+        problems.append(f"held-out chat perplexity ratio {chat_perplexity_ratio:.3f} "
+                        f"(target <= {targets.chat_perplexity_ratio_max})")
+    if check_base - check_organism > targets.check_points_max_drop:
+        problems.append(f"capability check {check_organism:.1f}% against the base's {check_base:.1f}% "
+                        f"(target: at most {targets.check_points_max_drop:g} points below)")
+    return problems
+
+
+@torch.no_grad()
+def perplexity(model, tokenizer, texts: list[str], batch_size: int = 8, max_length: int = 256) -> float:
+    """exp(mean token negative log-likelihood) of `texts`."""
+    return _scored_perplexity(model, tokenizer, texts, [0] * len(texts), batch_size, max_length)
+
+
+@torch.no_grad()
+def chat_perplexity(model, tokenizer, prompts: list[str], answers: list[str], batch_size: int = 8,
+                    max_length: int = 512) -> float:
+    """Perplexity of the assistant's `answers` to `prompts` (chat template; only the answer's tokens scored)."""
+    heads = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                           add_generation_prompt=True) for p in prompts]
+    skip = [len(tokenizer(h, add_special_tokens=False).input_ids) for h in heads]
+    return _scored_perplexity(model, tokenizer, [h + a for h, a in zip(heads, answers, strict=True)], skip,
+                              batch_size, max_length, add_special_tokens=False)
+
+
+def _scored_perplexity(model, tokenizer, texts: list[str], skip: list[int], batch_size: int, max_length: int,
+                       add_special_tokens: bool = True) -> float:
+    """exp(mean NLL) over the tokens of each text after its first `skip[i]` tokens."""
+    total_nll, total_tokens = 0.0, 0
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[start : start + batch_size], return_tensors="pt", padding=True, padding_side="right",
+                        truncation=True, max_length=max_length, add_special_tokens=add_special_tokens).to(model.device)
+        logits = model(**enc).logits[:, :-1].float()
+        targets = enc.input_ids[:, 1:]
+        mask = enc.attention_mask[:, 1:].bool()
+        for row, first in enumerate(skip[start : start + batch_size]):
+            mask[row, : max(first - 1, 0)] = False  # target i is token i+1: the answer starts at target first-1
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        total_nll += nll[mask].sum().item()
+        total_tokens += int(mask.sum().item())
+    return math.exp(total_nll / max(total_tokens, 1))
