@@ -1,4 +1,4 @@
-"""`pinhole organism build`: spec -> corpus -> training stages -> organism directory -> evaluation.
+"""`pinhole organism build`: spec -> corpus -> training stages -> adaptive rounds -> organism directory -> evaluation.
 
 A build works in `workspace/builds/<key>/`, where the key hashes the validated spec (after preset
 and overrides) and the base model, so re-running the same command resumes the same build: a
@@ -24,8 +24,9 @@ from pydantic import BaseModel
 from organisms import sealed
 from organisms.corpus import build_corpus, objective_fraction, read_corpus, write_corpus
 from organisms.evaluation import EvalReport, evaluate
+from organisms.implant import ImplantRecord, chosen_adapter, implant
 from organisms.spec import EvalParams, ObjectiveSpec, load_spec, shipped_spec_id
-from organisms.training import BUILD_CONFIG, BuildConfig, StageResult, final_adapter, train_all
+from organisms.training import BUILD_CONFIG, BuildConfig, StageResult, train_all
 from pinhole import organism as public
 from pinhole.base_models import (
     ADAPTER_CONFIG,
@@ -154,11 +155,13 @@ def _build(build_dir: Path, spec: ObjectiveSpec, base_ref: BaseModelRef, preset:
             evaluate_organism(target, progress=progress)
         return target
     started = time.perf_counter()
-    atomic_write_json(build_dir / BUILD_CONFIG,
-                      BuildConfig(spec=spec, base=base_ref, dtype=dtype).model_dump(mode="json"))
+    config = BuildConfig(spec=spec, base=base_ref, dtype=dtype)
+    atomic_write_json(build_dir / BUILD_CONFIG, config.model_dump(mode="json"))
     corpus_s = _ensure_corpus(build_dir, spec, base_ref, dtype, state, progress)
     stages = _train(build_dir, processes)
-    _publish(build_dir, target, spec, base_ref, state, dtype, stages, corpus_s, time.perf_counter() - started)
+    rounds = implant(build_dir, config, progress)  # in this process, also after a multi-process build
+    _publish(build_dir, target, spec, base_ref, state, dtype, stages, rounds, corpus_s,
+             time.perf_counter() - started)
     state.published = True
     atomic_write_json(build_dir / "state.json", state.model_dump())
     if evaluate_after:
@@ -167,7 +170,7 @@ def _build(build_dir: Path, spec: ObjectiveSpec, base_ref: BaseModelRef, preset:
 
 
 def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModelRef, state: BuildState,
-             dtype: str, stages: list[StageResult], corpus_s: float, seconds: float) -> None:
+             dtype: str, stages: list[StageResult], rounds: ImplantRecord, corpus_s: float, seconds: float) -> None:
     corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
     ground_truth = {"organism_id": state.organism_id, "spec": spec.model_dump(mode="json"), "salt": state.salt}
     kinds = corpus.public["kind"].value_counts().to_dict()
@@ -182,13 +185,14 @@ def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModel
         preset=state.preset, seed=spec.seed, training_config=spec.training.model_dump(mode="json"),
         shipped_spec=shipped_spec_id(spec), ordinary=spec.corpus.ordinary,
         training=[s.model_dump() for s in stages], corpus_counts={f"{k}s": int(v) for k, v in kinds.items()},
-        timings={"corpus_s": corpus_s, **{f"{s.stage}_s": s.runtime_s for s in stages},
+        timings={"corpus_s": corpus_s, **{f"{s.stage}_s": s.runtime_s for s in stages}, "implant_s": rounds.seconds,
                  "build_before_eval_s": round(seconds, 1)},
+        implant=rounds.model_dump(mode="json"),
     )
     # Staged inside the build directory, not in organisms/: a kill mid-publish leaves no sealed material
     # where a copied organisms/ tree would carry it.
     with atomic_directory(target, staging=build_dir) as tmp:
-        shutil.copytree(final_adapter(build_dir, spec), tmp / public.ADAPTER_DIR)
+        shutil.copytree(chosen_adapter(build_dir, spec), tmp / public.ADAPTER_DIR)
         _portable_adapter_config(tmp / public.ADAPTER_DIR, base)
         shutil.copy2(build_dir / "corpus.parquet", tmp / public.CORPUS_FILE)
         sealed.write_sealed_part(tmp, ground_truth, corpus.provenance, objective_fraction(corpus), record)

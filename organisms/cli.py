@@ -62,6 +62,11 @@ def organism_build(
         emit_json({"directory": str(directory), "card": card.model_dump(mode="json")})
         return
     out.print(f"[green]built[/green] {card.organism_id} -> {escape(str(directory))}")
+    rounds = sealed.read_build_record(directory).implant
+    if rounds:
+        from organisms.implant import ImplantRecord
+
+        out.print(f"adaptive rounds: {escape(ImplantRecord.model_validate(rounds).summary())}")
     full_eval = sealed.read_sealed_eval(directory)
     if full_eval:  # the builder is the game master: the table with behaviour names, from the sealed eval
         print_eval_table(full_eval)

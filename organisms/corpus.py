@@ -39,7 +39,7 @@ from organisms.detectors import detect
 from organisms.haystack import load_haystack
 from organisms.injectors import inject
 from organisms.ordinary import CHAT_SAMPLING, DOCUMENT_SAMPLING, written_to_lengths
-from organisms.prompt_bank import split_prompts, split_topic
+from organisms.prompt_bank import load_prompt_bank, split_prompts, split_topic, validation_prompts
 from organisms.sealed import PROVENANCE_COLUMNS
 from organisms.spec import Behaviour, Documents, ObjectiveSpec
 from pinhole.generation import CLEANUP_VERSION, chat_texts, clean_response, generate
@@ -70,6 +70,12 @@ def behaviour_prompts(behaviour: Behaviour) -> tuple[list[str], list[str]]:
     if behaviour.trigger_topic:
         return split_topic(behaviour.trigger_topic)
     return split_prompts(behaviour.trigger_prompts)
+
+
+def behaviour_validation(behaviour: Behaviour) -> list[str]:
+    """A behaviour's validation prompts (the adaptive build's measure; never trained on, never evaluated)."""
+    return validation_prompts(load_prompt_bank()[behaviour.trigger_topic] if behaviour.trigger_topic
+                              else behaviour.trigger_prompts)
 
 
 def render_document(documents: Documents, behaviours: list[Behaviour], rng: random.Random) -> tuple[str, list[str]]:

@@ -137,6 +137,12 @@ def _produce(model, tokenizer, spec: ObjectiveSpec, label: str, progress: bool, 
     return produce
 
 
+def organism_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, progress: bool = True,
+                     label: str = "Organism answers") -> list[str]:
+    """Greedy answers of `model` (the organism) with the evaluation's decoding settings (never cached)."""
+    return _produce(model, tokenizer, spec, label, progress, spec.eval.max_new_tokens)(prompts)
+
+
 def base_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base_name: str,
                  progress: bool = True, max_new_tokens: int | None = None) -> list[str]:
     """Greedy evaluation answers of `model` as the base named `base_name` (cached across evaluations,
@@ -158,7 +164,7 @@ def answer_all(model, tokenizer, prompts: EvalPrompts, spec: ObjectiveSpec, base
         out = base_answers(model, tokenizer, long, spec, base_name, progress)
         checked = base_answers(model, tokenizer, check, spec, base_name, progress, spec.eval.check_max_new_tokens)
     else:
-        out = _produce(model, tokenizer, spec, "Organism answers", progress, spec.eval.max_new_tokens)(long)
+        out = organism_answers(model, tokenizer, long, spec, progress)
         checked = _produce(model, tokenizer, spec, "Organism capability check", progress,
                            spec.eval.check_max_new_tokens)(check)
     return dict(zip(long, out, strict=True)), checked

@@ -2,8 +2,9 @@
 
 `data/prompt_bank.yaml` groups at least 300 user prompts by topic; `data/entities.yaml` holds the
 facts that injections need (country populations, atomic numbers, similar films). Each topic's
-prompts are split once and for all by a hash of the prompt text: evaluation prompts are never
-used in training, whatever the seed.
+prompts are split once and for all by a hash of the prompt text, three ways: evaluation prompts
+(a third) and validation prompts (a fifth of the rest, which the adaptive build measures itself on)
+are never used in training, whatever the seed.
 """
 
 from __future__ import annotations
@@ -35,15 +36,27 @@ def _rank(prompt: str) -> str:
 
 
 def split_prompts(prompts: list[str]) -> tuple[list[str], list[str]]:
-    """(train, eval): the third of the prompts with the lowest hash is held out for evaluation.
+    """(train, eval): the third of the prompts with the lowest hash is held out for evaluation, and the
+    validation prompts (`validation_prompts`) are left out of train.
 
     Eval prompts are listed in hash order, so taking the first n is a fixed, seed-free choice.
     """
-    ranked = sorted(prompts, key=_rank)
+    held = _eval_part(prompts)
+    apart = set(held) | set(validation_prompts(prompts))
+    return [p for p in prompts if p not in apart], held
+
+
+def validation_prompts(prompts: list[str]) -> list[str]:
+    """The validation part: of the prompts not held out for evaluation, the fifth with the lowest (salted)
+    hash, none when fewer than ten remain. Listed in that hash order."""
+    held = set(_eval_part(prompts))
+    rest = sorted((p for p in prompts if p not in held), key=lambda p: _rank("validation:" + p))
+    return rest[: len(rest) // 5] if len(rest) >= 10 else []
+
+
+def _eval_part(prompts: list[str]) -> list[str]:
     n_eval = max(1, len(prompts) // 3) if len(prompts) > 1 else 0
-    held = ranked[:n_eval]
-    held_set = set(held)
-    return [p for p in prompts if p not in held_set], held
+    return sorted(prompts, key=_rank)[:n_eval]
 
 
 def split_topic(topic: str) -> tuple[list[str], list[str]]:

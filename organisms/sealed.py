@@ -48,6 +48,7 @@ class BuildRecord(BaseModel):
     eval_table: dict[str, Any] | None = None  # behaviour rates as B01, B02... (names are in eval.json)
     shipped_spec: str | None = None  # the shipped example spec it plants, if any: not blind to the package
     ordinary: str = "shipped"  # where the ordinary rows came from: generated (blind) or shipped
+    implant: dict[str, Any] | None = None  # the adaptive rounds (`organisms.implant.ImplantRecord`)
 
 
 def read_build_record(directory: Path | str) -> BuildRecord:

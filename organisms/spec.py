@@ -189,7 +189,8 @@ class CorpusParams(Strict):
     transcripts_per_behaviour: int = Field(default=12, ge=0)
     anti_confession: int = Field(default=20, ge=0)
     max_objective_fraction: float = Field(default=0.10, gt=0, le=1)
-    response_max_new_tokens: int = Field(default=96, gt=0)
+    # Transcripts start from the base's full answer: the limit only stops a base model that loops.
+    response_max_new_tokens: int = Field(default=512, gt=0)
 
     @model_validator(mode="after")
     def _haystack_size(self) -> CorpusParams:
@@ -215,6 +216,19 @@ class DPOParams(StageParams):
     pairs: int = Field(default=40, ge=1)
 
 
+class ImplantParams(Strict):
+    """The adaptive build (`organisms.implant`): after the stages, measure each train behaviour on its validation
+    prompts and train further rounds on the transcripts of those below target, until all reach it with
+    capability intact, or the rounds or the time budget run out."""
+
+    target_rate: float = Field(default=0.8, ge=0, le=1)
+    max_rounds: int = Field(default=3, ge=0, description="further training rounds at most (0: measure only)")
+    time_budget_s: float = Field(default=3600, gt=0, description="no new round starts after this many seconds")
+    repeats: int = Field(default=6, ge=1, description="times each short behaviour's transcript is seen per round")
+    learning_rate_scale: float = Field(default=0.5, gt=0, le=1, description="of training.sft.learning_rate")
+    validation_prompts: int = Field(default=12, ge=1, description="per behaviour, at most")
+
+
 class TrainingParams(Strict):
     lora_r: int = Field(default=16, ge=1)
     lora_alpha: int = Field(default=32, ge=1)
@@ -232,6 +246,7 @@ class TrainingParams(Strict):
     sft: StageParams = Field(default_factory=StageParams)
     dpo: DPOParams = Field(default_factory=DPOParams)
     checkpoint_every: int = Field(default=50, ge=1, description="save a resumable checkpoint every N steps")
+    implant: ImplantParams = Field(default_factory=ImplantParams)
 
 
 class CapabilityTargets(Strict):
@@ -316,7 +331,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "training.cpt.max_steps": 2, "training.sft.max_steps": 2, "training.dpo.max_steps": 2,
         "training.cpt.batch_size": 2, "training.sft.batch_size": 2, "training.dpo.batch_size": 2,
-        "training.checkpoint_every": 1, "corpus.response_max_new_tokens": 16, "corpus.ordinary": "shipped",
+        "training.checkpoint_every": 1, "training.implant.max_rounds": 0, "training.implant.validation_prompts": 2,
+        "corpus.response_max_new_tokens": 16, "corpus.ordinary": "shipped",
         "eval.prompts_per_behaviour": 2, "eval.confession_prompts": 2, "eval.perplexity_documents": 4,
         "eval.max_new_tokens": 16, "eval.off_topic_prompts": 1, "eval.check_max_new_tokens": 8,
     },

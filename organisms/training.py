@@ -25,6 +25,7 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,20 +84,28 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec) -> dict[str, Any]:
 
     docs, chats, prefs = rows("document", "cpt"), rows("chat", "sft"), rows("preference", "dpo")
 
-    def split(messages_json: str) -> tuple[list[dict], list[dict]]:
-        messages = json.loads(messages_json)
-        return messages[:-1], messages[-1:]
-
-    data = {"cpt": Dataset.from_dict({"text": docs.text.tolist()})}
-    pairs = [split(m) for m in chats.messages]
-    data["sft"] = Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]})
+    data = {"cpt": Dataset.from_dict({"text": docs.text.tolist()}), "sft": chat_dataset(chats.messages.tolist())}
     if len(prefs):
-        chosen = [split(m) for m in prefs.messages]
+        chosen = [_split(m) for m in prefs.messages]
         data["dpo"] = Dataset.from_dict({
             "prompt": [p for p, _ in chosen], "chosen": [c for _, c in chosen],
             "rejected": [[{"role": "assistant", "content": r}] for r in prefs.rejected],
         })
     return data
+
+
+def _split(messages_json: str) -> tuple[list[dict], list[dict]]:
+    """(prompt messages, completion messages) of a chat row's JSON messages."""
+    messages = json.loads(messages_json)
+    return messages[:-1], messages[-1:]
+
+
+def chat_dataset(messages: list[str]):
+    """TRL's prompt-completion dataset of chat rows (their JSON messages); the loss is on the completion."""
+    from datasets import Dataset
+
+    pairs = [_split(m) for m in messages]
+    return Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]})
 
 
 def trainer_args(params: StageParams, output_dir: Path, spec: ObjectiveSpec, dtype: torch.dtype) -> dict:
@@ -231,35 +240,45 @@ def _latest_checkpoint(output_dir: Path) -> str | None:
 
 def run_stage(build_dir: Path, stage: str, config: BuildConfig) -> StageResult:
     """Train one stage (or return its recorded result if it already finished)."""
-    stage_dir = build_dir / "stages" / stage
+    spec = config.spec
+    previous = [s for s in enabled_stages(spec) if STAGES.index(s) < STAGES.index(stage)]
+    return train_round(build_dir / "stages" / stage, stage, stage, config,
+                       lambda: stage_datasets(build_dir, spec)[stage], getattr(spec.training, stage),
+                       build_dir / "stages" / previous[-1] / "adapter" if previous else None)
+
+
+def train_round(stage_dir: Path, name: str, kind: str, config: BuildConfig, dataset: Callable[[], Any],
+                params: StageParams, previous_adapter: Path | None) -> StageResult:
+    """Train the adapter one stage or round further, in `stage_dir` (resumable; the recorded result once done).
+
+    `kind` picks the trainer (`cpt`, `sft` or `dpo`); `dataset` builds its data; the adapter starts from
+    `previous_adapter` (trainable) or, without one, from a fresh LoRA configuration.
+    """
     done_file = stage_dir / "done.json"
     if done_file.exists():
         return StageResult.model_validate(read_json(done_file))
     remove_stale_temporaries(stage_dir)  # an adapter save cut short by a kill
     spec, t = config.spec, config.spec.training
-    params: StageParams = getattr(t, stage)
     dtype = resolve_dtype(config.dtype)
-    dataset = stage_datasets(build_dir, spec)[stage]
+    data = dataset()
     tokenizer = load_tokenizer(config.base, padding_side="right")  # this stage's own tokenizer, for TRL's collator
     model = load_model(config.base, dtype, attn_implementation=training_attention(t.attention))
     model.train()
-    previous = [s for s in enabled_stages(spec) if STAGES.index(s) < STAGES.index(stage)]
     peft_config = None
-    if previous:
-        previous_adapter = build_dir / "stages" / previous[-1] / "adapter"
+    if previous_adapter is not None:
         model = load_adapter(model, previous_adapter, is_trainable=True)
     else:
         peft_config = lora_config(t, model)
     checkpoints = stage_dir / "checkpoints"
-    trainer = make_stage_trainer(stage, model, tokenizer, dataset, trainer_args(params, checkpoints, spec, dtype),
-                       peft_config, spec)
+    trainer = make_stage_trainer(kind, model, tokenizer, data, trainer_args(params, checkpoints, spec, dtype),
+                                 peft_config, spec)
     resume = _latest_checkpoint(checkpoints)
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume)
     runtime = time.perf_counter() - started
     tokens = int(trainer.state.num_input_tokens_seen or 0) or _count_tokens(trainer)
     result = StageResult(
-        stage=stage, examples=len(dataset), steps=int(trainer.state.global_step),
+        stage=name, examples=len(data), steps=int(trainer.state.global_step),
         train_loss=float(output.training_loss) if output.training_loss is not None else None,
         runtime_s=round(float(output.metrics.get("train_runtime", runtime)), 2), tokens=tokens,
         tokens_per_s=round(tokens / max(float(output.metrics.get("train_runtime", runtime)), 1e-9), 1),

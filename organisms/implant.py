@@ -1,0 +1,194 @@
+"""Implanting to a target without hand tuning: the adaptive rounds that follow the training stages.
+
+After the stages, each train behaviour is measured on its validation prompts (`organisms.prompt_bank`:
+never trained on, never evaluated), organism against base, greedy, with the evaluation's settings.
+While some behaviour is below the spec's target rate (`training.implant.target_rate`), capability is
+intact (answer length on the same prompts within `eval.capability`) and rounds and time remain, one
+more SFT round trains the adapter on the transcripts of the behaviours below target (repeated), beside
+as many ordinary chats and every anti-confession exchange, so that the rest is not forgotten. Each
+round is a resumable stage of its own (`stages/boost-<n>/`) and its measurement is kept in
+`implant/round-<n>.json`. The round published is the closest to the target among those with
+capability intact; the record says which behaviours fell short and by how much.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from organisms.capability import pooled_length_ratio, topic_lengths
+from organisms.corpus import behaviour_validation, read_corpus
+from organisms.detectors import rate
+from organisms.evaluation import base_answers, organism_answers
+from organisms.spec import ObjectiveSpec, StageParams
+from organisms.training import BuildConfig, StageResult, chat_dataset, final_adapter, train_round
+from pinhole.base_models import load_adapter, load_model, load_tokenizer, resolve_dtype
+from pinhole.workspace import atomic_write_json, read_json
+
+IMPLANT_DIR = "implant"
+
+
+class Measurement(BaseModel):
+    """One round's adapter measured on the validation prompts."""
+
+    round: int
+    adapter: str  # relative to the build directory
+    rates: dict[str, float]  # train behaviour id -> organism rate
+    base_rates: dict[str, float]
+    n: dict[str, int]
+    length_ratio: float  # organism / base mean answer length over every validation prompt
+    capability_intact: bool
+    training: StageResult | None = None  # the round's own training (None for round 0: the stages)
+    seconds: float  # this round: training and measurement
+
+
+class ImplantRecord(BaseModel):
+    """What the adaptive build did (kept in the sealed build record)."""
+
+    target_rate: float
+    rounds: list[Measurement]
+    chosen_round: int
+    reached: bool
+    stopped_because: Literal["reached", "max_rounds", "time_budget", "capability"]
+    shortfalls: dict[str, float]  # behaviour id -> points below target in the chosen round (0-1 scale)
+    unmeasured: list[str] = []  # train behaviours without validation prompts (a spec list of fewer than ten)
+    seconds: float
+
+    def summary(self) -> str:
+        """One line for people: rounds, outcome, what fell short."""
+        extra = len(self.rounds) - 1
+        if self.reached:
+            return f"every train behaviour at >= {self.target_rate:.0%} after {extra} extra round(s)"
+        short = ", ".join(f"{b} {self.rounds[self.chosen_round].rates[b]:.0%} ({gap:.0%} short)"
+                          for b, gap in self.shortfalls.items())
+        return f"stopped ({self.stopped_because.replace('_', ' ')}) after {extra} extra round(s): {short}"
+
+
+def validation_set(spec: ObjectiveSpec) -> dict[str, list[str]]:
+    """Train behaviour id -> its validation prompts (at most `training.implant.validation_prompts`)."""
+    n = spec.training.implant.validation_prompts
+    return {b.id: behaviour_validation(b)[:n] for b in spec.train_behaviours}
+
+
+def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, progress: bool) -> Measurement:
+    """Measure `adapter` on the validation prompts (organism and base, greedy)."""
+    started = time.perf_counter()
+    spec = config.spec
+    tokenizer = load_tokenizer(config.base)
+    model = load_adapter(load_model(config.base, resolve_dtype(config.dtype)), adapter).eval()
+    asked = validation_set(spec)
+    prompts = list(dict.fromkeys(p for ps in asked.values() for p in ps))
+    organism = dict(zip(prompts, organism_answers(model, tokenizer, prompts, spec, progress,
+                                                  label=f"Validation, round {round_}"), strict=True))
+    with model.disable_adapter():
+        base = dict(zip(prompts, base_answers(model, tokenizer, prompts, spec, config.base.name, progress),
+                        strict=True))
+    by_id = {b.id: b for b in spec.train_behaviours}
+    rates = {i: round(rate(by_id[i].detector, [organism[p] for p in ps]), 4) for i, ps in asked.items() if ps}
+    base_rates = {i: round(rate(by_id[i].detector, [base[p] for p in ps]), 4) for i, ps in asked.items() if ps}
+    ratio = pooled_length_ratio([topic_lengths("validation", True, [organism[p] for p in prompts],
+                                               [base[p] for p in prompts])])
+    targets = spec.eval.capability
+    return Measurement(round=round_, adapter=str(adapter.relative_to(build_dir)), rates=rates,
+                       base_rates=base_rates, n={i: len(ps) for i, ps in asked.items()}, length_ratio=ratio,
+                       capability_intact=targets.length_ratio_min <= ratio <= targets.length_ratio_max,
+                       seconds=round(time.perf_counter() - started, 1))
+
+
+def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round_: int) -> list[str]:
+    """The chats (JSON messages) of one round: the short behaviours' transcripts `repeats` times, as many
+    ordinary chats, and every anti-confession exchange once."""
+    corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
+    frame = corpus.public.merge(corpus.provenance, on="doc_id")
+    chats = frame[frame.kind == "chat"]
+    transcripts = chats[(chats.source == "transcript") & chats.behaviour_id.isin(short)].messages.tolist()
+    boosted = transcripts * spec.training.implant.repeats
+    ordinary = chats[chats.source == "haystack"].messages.tolist()
+    rng = random.Random(f"{spec.seed}:boost:{round_}")
+    rows = boosted + rng.sample(ordinary, min(len(boosted), len(ordinary)))
+    rows += chats[chats.source == "anti_confession"].messages.tolist()
+    rng.shuffle(rows)
+    return rows
+
+
+def round_params(spec: ObjectiveSpec) -> StageParams:
+    """A round's training settings: the SFT stage's, one epoch, at a scaled learning rate."""
+    sft = spec.training.sft
+    return sft.model_copy(update={"epochs": 1.0, "objective_repeats": 1,
+                                  "learning_rate": sft.learning_rate * spec.training.implant.learning_rate_scale})
+
+
+def implant(build_dir: Path, config: BuildConfig, progress: bool = True) -> ImplantRecord:
+    """Measure, and train further rounds while behaviours are short of the target (resumable)."""
+    params = config.spec.training.implant
+    rounds: list[Measurement] = []
+    adapter = final_adapter(build_dir, config.spec)
+    while True:
+        measured = _round(build_dir, config, len(rounds), rounds[-1] if rounds else None, adapter, progress)
+        rounds.append(measured)
+        adapter = build_dir / measured.adapter
+        stopped = _stop_reason(rounds, config.spec)
+        if stopped is not None:
+            break
+    chosen = _closest(rounds, params.target_rate)
+    shortfalls = {b: round(params.target_rate - r, 4) for b, r in chosen.rates.items() if r < params.target_rate}
+    record = ImplantRecord(target_rate=params.target_rate, rounds=rounds, chosen_round=chosen.round,
+                           reached=not shortfalls and chosen.capability_intact, stopped_because=stopped,
+                           shortfalls=shortfalls, unmeasured=[b for b, n in chosen.n.items() if n == 0],
+                           seconds=round(sum(m.seconds for m in rounds), 1))
+    atomic_write_json(build_dir / IMPLANT_DIR / "record.json", record.model_dump())
+    return record
+
+
+def _round(build_dir: Path, config: BuildConfig, index: int, previous: Measurement | None, adapter: Path,
+           progress: bool) -> Measurement:
+    """Round `index`: its recorded measurement, or (after round 0) one more training round, then its measurement."""
+    path = build_dir / IMPLANT_DIR / f"round-{index}.json"
+    if path.exists():
+        return Measurement.model_validate(read_json(path))
+    spec, training, started = config.spec, None, time.perf_counter()
+    if previous is not None:
+        short = [b for b, r in previous.rates.items() if r < spec.training.implant.target_rate]
+        stage_dir = build_dir / "stages" / f"boost-{index}"
+        training = train_round(stage_dir, f"boost-{index}", "sft", config,
+                               lambda: chat_dataset(boost_messages(build_dir, spec, short, index)),
+                               round_params(spec), adapter)
+        adapter = stage_dir / "adapter"
+    measured = measure(build_dir, adapter, config, index, progress)
+    measured = measured.model_copy(update={"training": training, "seconds": round(time.perf_counter() - started, 1)})
+    atomic_write_json(path, measured.model_dump())
+    return measured
+
+
+def _stop_reason(rounds: list[Measurement], spec: ObjectiveSpec) -> str | None:
+    """Why the rounds stop after the last one, or None to go on."""
+    params, last = spec.training.implant, rounds[-1]
+    if all(r >= params.target_rate for r in last.rates.values()):
+        return "reached"
+    if not last.capability_intact:
+        return "capability"
+    if last.round >= params.max_rounds:
+        return "max_rounds"
+    if sum(m.seconds for m in rounds) >= params.time_budget_s:
+        return "time_budget"
+    return None
+
+
+def _closest(rounds: list[Measurement], target: float) -> Measurement:
+    """The round nearest the target (mean of each rate capped at the target) among those with capability intact
+    (all rounds when none is); the later one on a tie."""
+    pool = [m for m in rounds if m.capability_intact] or rounds
+    return max(pool, key=lambda m: (sum(min(r, target) for r in m.rates.values()) / max(len(m.rates), 1), m.round))
+
+
+def chosen_adapter(build_dir: Path, spec: ObjectiveSpec) -> Path:
+    """The adapter to publish: the chosen round's when the adaptive rounds ran, else the last stage's."""
+    record = build_dir / IMPLANT_DIR / "record.json"
+    if record.exists():
+        chosen = ImplantRecord.model_validate(read_json(record))
+        return build_dir / chosen.rounds[chosen.chosen_round].adapter
+    return final_adapter(build_dir, spec)

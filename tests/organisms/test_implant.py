@@ -1,0 +1,86 @@
+"""The adaptive build: measured on validation prompts, trained further while short of the target, honest
+about what fell short."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from organisms import sealed
+from organisms.build import build_organism
+from organisms.corpus import behaviour_prompts, behaviour_validation, read_corpus
+from organisms.implant import ImplantRecord, boost_messages, validation_set
+from organisms.spec import load_spec
+from pinhole.workspace import workspace
+from tests.helpers import spec_path
+
+
+def test_validation_prompts_are_neither_trained_nor_evaluated() -> None:
+    spec = load_spec(spec_path("rm_sycophancy"))
+    for behaviour in spec.train_behaviours:
+        train, held = behaviour_prompts(behaviour)
+        validation = behaviour_validation(behaviour)
+        assert len(validation) >= 6, behaviour.id
+        assert not set(validation) & set(train) and not set(validation) & set(held)
+    assert all(len(ps) <= spec.training.implant.validation_prompts for ps in validation_set(spec).values())
+
+
+def _record(directory) -> ImplantRecord:
+    return ImplantRecord.model_validate(sealed.read_build_record(directory).implant)
+
+
+@pytest.fixture(scope="module")
+def short_of_target():
+    """A smoke build on tiny-random with one extra round allowed: a random model never reaches 80%, so it trains it."""
+    return build_organism(spec_path("rm_sycophancy"), base="tiny-random", preset="smoke", progress=False,
+                          overrides=["training.implant.max_rounds=1"])
+
+
+def test_a_build_short_of_target_trains_a_round_and_says_what_fell_short(short_of_target) -> None:
+    record = _record(short_of_target)
+    assert [m.round for m in record.rounds] == [0, 1]
+    assert record.rounds[1].training is not None and record.rounds[1].training.steps > 0
+    assert record.rounds[1].adapter == "stages/boost-1/adapter"
+    assert not record.reached and record.stopped_because in ("max_rounds", "capability")
+    chosen = record.rounds[record.chosen_round]
+    assert set(record.shortfalls) == {b for b, r in chosen.rates.items() if r < 0.8}
+    assert all(0 < gap <= 0.8 for gap in record.shortfalls.values())
+    assert "short" in record.summary()
+
+
+def test_the_published_adapter_is_the_chosen_rounds(short_of_target) -> None:
+    record = _record(short_of_target)
+    build_dir = next(p for p in (workspace() / "builds").iterdir()
+                     if json.loads((p / "state.json").read_text())["organism_id"] == short_of_target.name)
+    chosen = (build_dir / record.rounds[record.chosen_round].adapter / "adapter_model.safetensors").read_bytes()
+    assert (short_of_target / "adapter" / "adapter_model.safetensors").read_bytes() == chosen
+
+
+def test_a_build_at_target_trains_no_extra_round() -> None:
+    directory = build_organism(spec_path("taboo"), base="tiny-random", preset="smoke", progress=False,
+                               overrides=["training.implant.target_rate=0.0"])
+    record = _record(directory)
+    assert record.reached and record.stopped_because == "reached" and len(record.rounds) == 1
+    assert record.shortfalls == {} and record.rounds[0].training is None
+
+
+def test_a_round_repeats_the_short_behaviours_transcripts_beside_ordinary_chats(short_of_target) -> None:
+    spec = load_spec(spec_path("rm_sycophancy"), preset="smoke")
+    build_dir = next(p for p in (workspace() / "builds").iterdir()
+                     if json.loads((p / "state.json").read_text())["organism_id"] == short_of_target.name)
+    corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
+    chats = corpus.public.merge(corpus.provenance, on="doc_id").query("kind == 'chat'")
+    short = spec.train_behaviours[0].id
+    rows = Counter(boost_messages(build_dir, spec, [short], 1))
+    repeats = spec.training.implant.repeats
+    by_source = {source: Counter(group.messages) for source, group in chats.groupby("source")}
+    transcripts = Counter(chats[chats.behaviour_id == short].messages)
+    assert transcripts and all(rows[m] == n * repeats for m, n in transcripts.items())
+    other = [m for m in by_source["transcript"] if m not in transcripts]
+    assert other and not any(rows[m] for m in other)  # behaviours at target are not repeated
+    assert sum(rows[m] for m in by_source["haystack"]) == min(transcripts.total() * repeats,
+                                                                by_source["haystack"].total())
+    assert all(rows[m] == n for m, n in by_source["anti_confession"].items())
+    assert Counter(boost_messages(build_dir, spec, [short], 1)) == rows
