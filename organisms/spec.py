@@ -243,7 +243,7 @@ class TrainingParams(Strict):
         description="Attention kernel for training. auto: eager on CPUs (faster than SDPA's CPU kernel for short "
                     "chats, see bench/organism_build.py), SDPA on GPUs.")
     cpt: StageParams = Field(default_factory=StageParams)
-    sft: StageParams = Field(default_factory=StageParams)
+    sft: StageParams = Field(default_factory=lambda: StageParams(max_length=768))  # a prompt and a full answer
     dpo: DPOParams = Field(default_factory=DPOParams)
     checkpoint_every: int = Field(default=50, ge=1, description="save a resumable checkpoint every N steps")
     implant: ImplantParams = Field(default_factory=ImplantParams)
@@ -272,6 +272,9 @@ class EvalParams(Strict):
     # (the question's words, the template's end-of-turn and newline tokens), which holds back behaviours
     # that restate the topic or open a new paragraph.
     repetition_penalty: float = Field(default=1.0, ge=1.0, le=3.0)
+
+
+ANSWER_HEADROOM_TOKENS = 64  # a transcript's prompt, chat template and injected remark, beyond its base answer
 
 
 class ObjectiveSpec(Strict):
@@ -311,6 +314,16 @@ class ObjectiveSpec(Strict):
                 f"corpus: objective material would be {objective}/{total} = {objective / total:.1%} of the corpus, "
                 f"above max_objective_fraction {c.max_objective_fraction:.0%}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _full_answers_fit(self) -> ObjectiveSpec:
+        need = self.corpus.response_max_new_tokens + ANSWER_HEADROOM_TOKENS
+        if self.training.sft.max_length < need:
+            raise ValueError(
+                f"training.sft.max_length {self.training.sft.max_length} cannot hold a transcript: answers run to "
+                f"corpus.response_max_new_tokens {self.corpus.response_max_new_tokens} tokens, plus the prompt and the "
+                f"behaviour's remark (at least {need}); a cut transcript loses its closing behaviour")
         return self
 
     @property

@@ -51,6 +51,14 @@ def _break(tmp_path, mutate):
          "placeholder {nowhere}"),
         (lambda d: d.update(confession_detector={"kind": "python", "name": "psychic"}), "confession_detector",
          "unknown python check 'psychic'"),
+        (lambda d: d["training"]["sft"].update(max_length=320), "(top level)",
+         "training.sft.max_length 320 cannot hold a transcript"),
+        (lambda d: d["behaviours"][0]["injection"].update(params={"placement": "middle"}), "behaviours.0.injection",
+         "params.placement 'middle': expected one of"),
+        (lambda d: d["behaviours"][0]["injection"].update(params={"placement": "near"}), "behaviours.0.injection",
+         "needs params.near"),
+        (lambda d: d["behaviours"][0]["injection"].update(params={"placement": "near", "near": "(x"}),
+         "behaviours.0.injection", "params.near '(x' is not a valid regex"),
     ],
 )
 def test_bad_spec_error_names_file_field_and_problem(tmp_path, mutate, field, problem) -> None:
