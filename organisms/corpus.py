@@ -163,12 +163,12 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
     else:
         requests = [(b, p) for b in spec.train_behaviours
                     for p in _cycle(behaviour_prompts(b)[0], spec.transcript_count(b), rng)]
-    needs_base = [p for b, p in requests if b.injection and b.injection.kind != "replace"]
+    needs_base = [p for b, p in requests if _edits_an_answer(b)]
     if blind:  # every transcript its own answer, written with the secret seed
         raw = written_to_lengths(model, tokenizer, base_name, needs_base, [None] * len(needs_base), seed,
                                  "transcript", CHAT_SAMPLING, c.response_max_new_tokens, progress)
         answers = iter(raw)
-        base_for = [next(answers) if b.injection and b.injection.kind != "replace" else "" for b, _ in requests]
+        base_for = [next(answers) if _edits_an_answer(b) else "" for b, _ in requests]
     else:
         shipped = dict(zip(needs_base, base_responses(model, tokenizer, base_name, needs_base,
                                                       c.response_max_new_tokens, spec.seed, progress),
@@ -213,6 +213,11 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
                   provenance=frame[list(PROVENANCE_COLUMNS)].reset_index(drop=True))
 
 
+def _edits_an_answer(behaviour: Behaviour) -> bool:
+    """True when the behaviour's injector edits a base answer (every kind but `replace`, which needs none)."""
+    return behaviour.injection is not None and behaviour.injection.kind != "replace"
+
+
 def shipped_ordinary(n_documents: int, n_chats: int, rng: random.Random) -> list[tuple[str, str, str]]:
     """(kind, text, prompt) of ordinary rows sampled from the shipped haystack (the fast, not blind, path)."""
     haystack = [r for r in load_haystack() if r["split"] == "corpus"]
@@ -233,9 +238,8 @@ def _planned_requests(spec: ObjectiveSpec, questions: list[str], rng: random.Ran
     own = {b.id: _cycle(behaviour_prompts(b)[0], spec.transcript_count(b), rng)
            for b in spec.train_behaviours if not b.trigger_topic}
     per_topic = Counter()
-    for behaviour in spec.train_behaviours:
-        if behaviour.trigger_topic:
-            per_topic[behaviour.trigger_topic] += spec.transcript_count(behaviour)
+    for behaviour in (b for b in spec.train_behaviours if b.trigger_topic):
+        per_topic[behaviour.trigger_topic] += spec.transcript_count(behaviour)
     plan = ordinary.plan_chats(dict(per_topic), questions + [p for ps in own.values() for p in ps],
                                spec.corpus.haystack_chats, rng, write_questions)
     taken = Counter()
