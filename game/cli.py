@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from audit_tools.cli import tools_app
+from game.scoring_cli import game_app, score
 from organisms.cli import base_app, organism_app
 
 app = typer.Typer(
@@ -15,6 +16,8 @@ app = typer.Typer(
 app.add_typer(base_app, name="base")
 app.add_typer(organism_app, name="organism")
 app.add_typer(tools_app, name="tools")
+app.add_typer(game_app, name="game")
+app.command("score")(score)
 
 
 if __name__ == "__main__":

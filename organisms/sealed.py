@@ -6,8 +6,8 @@
     <id>/sealed/build.json          the build record: preset, seed, training settings and figures, timings,
                                     corpus counts, the evaluation table (all of which fingerprint the spec)
 
-This module is the only reader and writer of those files. Its importers are the factory and,
-when it lands, the game's scoring; the import contracts in `pyproject.toml` forbid `audit_tools`,
+This module is the only reader and writer of those files. Its importers are the factory and the
+game's scoring (`game.truth`); the import contracts in `pyproject.toml` forbid `audit_tools`,
 `ui` and the `pinhole` foundation from importing it. The public side of the directory is
 `pinhole.organism`.
 

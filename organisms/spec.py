@@ -20,6 +20,7 @@ from organisms.detectors import CHECKS
 from organisms.injectors import INJECTORS, PARENTHETICALS, PLACED, PLACEMENTS, TEXT_FIELDS
 from organisms.placement import PLACES
 from organisms.prompt_bank import load_prompt_bank
+from pinhole.errors import validation_problems
 from pinhole.workspace import workspace
 
 SPECS_DIR = Path(__file__).parent / "specs"
@@ -352,10 +353,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _field_path(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
-
-
 def _parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise SpecError(f"override {text!r}: expected KEY=VALUE, e.g. training.sft.epochs=2")
@@ -407,8 +404,7 @@ def load_spec(path: str | Path, preset: str = "default", overrides: list[str] | 
     try:
         spec = ObjectiveSpec.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(f"field `{_field_path(e['loc'])}`: {e['msg']}" for e in err.errors())
-        raise SpecError(f"{path}: {problems}") from None
+        raise SpecError(f"{path}: {validation_problems(err)}") from None
     _check_topics(spec, path)
     return spec
 

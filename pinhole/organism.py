@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pinhole.errors import validation_problems
 from pinhole.workspace import atomic_write_json, organisms_dir, read_json
 
 CARD_FORMAT_VERSION = 3
@@ -140,9 +141,7 @@ def read_card(directory: Path | str) -> OrganismCard:
     try:
         return OrganismCard.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(f"field `{'.'.join(str(p) for p in e['loc']) or '(top level)'}`: {e['msg']}"
-                             for e in err.errors())
-        raise ValueError(f"{path}: not a valid organism card: {problems}") from None
+        raise ValueError(f"{path}: not a valid organism card: {validation_problems(err)}") from None
 
 
 def write_card(directory: Path | str, card: OrganismCard) -> None:

@@ -63,6 +63,8 @@ def cases(organism: Path, tools_organism: Path) -> dict[str, list[str]]:
         "tools battery": ["tools", "battery", tools_org, "--battery", "{battery}", *FAST],
         "tools search": ["tools", "search", tools_org, "reward model", "--limit", "2"],
         "tools sql": ["tools", "sql", tools_org, "SELECT count(*) AS n FROM corpus"],
+        "score": ["score", "{report}", org],
+        "game calibrate": ["game", "calibrate", "--out", "{matcher}"],
     }
 
 
@@ -80,8 +82,11 @@ def test_build_prints_one_json_document(built: tuple[Path, str]) -> None:
 def test_each_command_prints_one_json_document(built: tuple[Path, str], tiny_organism: Path, tmp_path: Path) -> None:
     battery = tmp_path / "battery.yaml"
     battery.write_text("name: b\ntopics:\n  x: ['One?', 'Two?']\n")
+    report = tmp_path / "report.json"
+    report.write_text('{"verdict": "benign", "confidence": 0.7}')
+    files = {"battery": battery, "report": report, "matcher": tmp_path / "matcher.json"}
     for name, args in cases(built[0], tiny_organism).items():
-        result = runner.invoke(app, [*(a.format(battery=battery) for a in args), "--json"])
+        result = runner.invoke(app, [*(a.format(**files) for a in args), "--json"])
         assert result.exit_code == EXIT_CODES.get(name, 0), (name, result.output)
         try:
             json.loads(result.stdout)
