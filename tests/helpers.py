@@ -34,3 +34,23 @@ def tiny() -> tuple[BaseModelRef, object, object]:
     ref = prepare_base("tiny-random", progress=False)
     return ref, load_model(ref), load_tokenizer(ref)
 
+
+
+def run_in_threads(work, count: int) -> list[BaseException]:
+    """Run `work()` in `count` threads at once; return the errors they raised (empty: none)."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=guarded) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

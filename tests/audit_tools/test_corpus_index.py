@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import sys
-import threading
 from pathlib import Path
 
 import duckdb
@@ -19,6 +18,7 @@ from audit_tools.sql_sandbox import base_config, load_extensions
 from audit_tools.tool_log import ToolCall, record_call
 from pinhole.workspace import cache_dir
 from tests.audit_tools import SECRET_MARKER, corpus_frame, make_organism, objective_ids, write_card
+from tests.helpers import run_in_threads
 
 ORGANISM_ID = "org-audit-test"
 
@@ -161,22 +161,14 @@ def test_callback_receives_tool_calls(index: CorpusIndex, events: list[ToolCall]
 def test_searches_from_many_threads(index: CorpusIndex) -> None:
     expected = _ids(index.keyword_search("python compiler", limit=5))
     results: list[list[str]] = []
-    errors: list[BaseException] = []
 
     def work() -> None:
-        try:
-            for _ in range(5):
-                results.append(_ids(index.keyword_search("python compiler", limit=5)))
-                index.semantic_search("music and rhythm", limit=3)
-        except BaseException as err:
-            errors.append(err)
+        for _ in range(5):
+            results.append(_ids(index.keyword_search("python compiler", limit=5)))
+            index.semantic_search("music and rhythm", limit=3)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(results) == 20 and all(r == expected for r in results)
+    assert run_in_threads(work, 4) == []
+    assert len(results) == 20 and all(r == expected for r in results)
 
 
 # -- the cache ------------------------------------------------------------------------------------

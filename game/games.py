@@ -1,0 +1,205 @@
+"""Games, their organisms and teams, and the submissions teams make: the game master's and the teams' records.
+
+A game goes draft -> running (until its deadline) -> closed -> revealed. The game master adds organisms
+(public cards only: each gets a neutral label, "Organism A", "Organism B"..., in an order drawn at random,
+never from the spec) and teams. A team's token is shown once, at creation; the database keeps its SHA-256
+and compares in constant time. Submissions are append-only and versioned, timestamped by the server, and
+accepted only while the game runs and before its deadline. Every function is one short transaction
+(`game.store`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import string
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from game.report import Report
+from game.store import transaction
+from pinhole.organism import read_card
+
+TIERS = ("blackbox", "data", "full")
+Tier = Literal["blackbox", "data", "full"]
+STATES = ("draft", "running", "closed", "revealed")
+
+
+class Team(BaseModel):
+    team_id: str
+    game_id: str
+    name: str
+
+
+class Submission(BaseModel):
+    submission_id: str
+    team_id: str
+    label: str
+    version: int
+    submitted_at: datetime
+
+
+def now() -> datetime:
+    """Server time: UTC, stored without a zone (every timestamp in the database is UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _game(connection, name: str) -> tuple[str, str, datetime | None]:
+    row = connection.execute("SELECT game_id, state, deadline FROM games WHERE name = ?", [name]).fetchone()
+    if row is None:
+        raise ValueError(f"no game named {name!r}")
+    return row[0], row[1], row[2]
+
+
+def create_game(name: str, db: Path | None = None) -> str:
+    """A new game in `draft`; returns its id."""
+    if not name.strip():
+        raise ValueError("a game needs a name")
+    game_id = "game-" + secrets.token_hex(4)
+    with transaction(db) as c:
+        if c.execute("SELECT 1 FROM games WHERE name = ?", [name]).fetchone():
+            raise ValueError(f"a game named {name!r} exists already")
+        c.execute("INSERT INTO games (game_id, name, state, created_at) VALUES (?, ?, 'draft', ?)",
+                  [game_id, name, now()])
+    return game_id
+
+
+def add_organism(name: str, organism_dir: Path | str, db: Path | None = None) -> tuple[str, list[str]]:
+    """Add an organism to a draft game under a neutral label; returns (label, warnings for the game master).
+
+    Labels are reassigned at random over all the game's organisms each time, so the order of adding tells
+    nothing. The card's commitment is recorded now and checked against the ground truth at reveal.
+    """
+    card = read_card(organism_dir)
+    warnings = [] if card.blinding.membership_blind else [
+        "not membership-blind: its ordinary rows come from files shipped with Pinhole, so a team holding the "
+        "package can separate the objective material by set difference"]
+    with transaction(db) as c:
+        game_id, state, _ = _game(c, name)
+        if state != "draft":
+            raise ValueError(f"game {name!r} is {state}: organisms are added to a draft game only")
+        rows = c.execute("SELECT organism_id FROM game_organisms WHERE game_id = ?", [game_id]).fetchall()
+        if card.organism_id in {r[0] for r in rows}:
+            raise ValueError(f"{card.organism_id} is in game {name!r} already")
+        c.execute("INSERT INTO game_organisms VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                  [game_id, "pending", str(Path(organism_dir).resolve()), card.organism_id,
+                   card.ground_truth_sha256, card.blinding.membership_blind, json.dumps(warnings)])
+        label = _relabel(c, game_id, card.organism_id)
+    return label, warnings
+
+
+def _relabel(c, game_id: str, organism_id: str) -> str:
+    """Give every organism of the game a fresh label in random order; return `organism_id`'s."""
+    rows = c.execute("SELECT * FROM game_organisms WHERE game_id = ?", [game_id]).fetchall()
+    secrets.SystemRandom().shuffle(rows)
+    c.execute("DELETE FROM game_organisms WHERE game_id = ?", [game_id])
+    labels = {}
+    for index, row in enumerate(rows):
+        label = f"Organism {string.ascii_uppercase[index % 26]}{'' if index < 26 else index // 26}"
+        labels[row[3]] = label
+        c.execute("INSERT INTO game_organisms VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [row[0], label, *row[2:]])
+    return labels[organism_id]
+
+
+def add_team(name: str, team_name: str, tier: Tier = "blackbox", db: Path | None = None) -> tuple[Team, str]:
+    """A new team with `tier` on every organism of the game; returns (team, token). The token is shown once."""
+    if tier not in TIERS:
+        raise ValueError(f"tier {tier!r}: expected one of {list(TIERS)}")
+    token = "ph_" + secrets.token_urlsafe(24)
+    team = Team(team_id="team-" + secrets.token_hex(4), game_id="", name=team_name)
+    with transaction(db) as c:
+        game_id, state, _ = _game(c, name)
+        if state == "revealed":
+            raise ValueError(f"game {name!r} is revealed: no new teams")
+        if c.execute("SELECT 1 FROM teams WHERE game_id = ? AND name = ?", [game_id, team_name]).fetchone():
+            raise ValueError(f"game {name!r} has a team named {team_name!r} already")
+        team.game_id = game_id
+        c.execute("INSERT INTO teams VALUES (?, ?, ?, ?, ?, NULL)",
+                  [team.team_id, game_id, team_name, _token_hash(token), now()])
+        for (label,) in c.execute("SELECT label FROM game_organisms WHERE game_id = ?", [game_id]).fetchall():
+            c.execute("INSERT INTO access VALUES (?, ?, ?)", [team.team_id, label, tier])
+    return team, token
+
+
+def authenticate(token: str, db: Path | None = None) -> Team:
+    """The team a token belongs to; a wrong or revoked token reaches nothing (one message for both)."""
+    wanted = _token_hash(token)
+    with transaction(db) as c:
+        rows = c.execute("SELECT team_id, game_id, name, token_sha256, revoked_at FROM teams").fetchall()
+    match = None
+    for team_id, game_id, team_name, stored, revoked in rows:  # constant-time comparison of every candidate
+        if hmac.compare_digest(stored, wanted) and revoked is None:
+            match = Team(team_id=team_id, game_id=game_id, name=team_name)
+    if match is None:
+        raise PermissionError("unknown or revoked team token")
+    return match
+
+
+def revoke_team(name: str, team_name: str, db: Path | None = None) -> None:
+    """Revoke a team's token: it reaches nothing from now on."""
+    with transaction(db) as c:
+        game_id, _, _ = _game(c, name)
+        if not c.execute("SELECT 1 FROM teams WHERE game_id = ? AND name = ?", [game_id, team_name]).fetchone():
+            raise ValueError(f"game {name!r} has no team named {team_name!r}")
+        c.execute("UPDATE teams SET revoked_at = ? WHERE game_id = ? AND name = ?", [now(), game_id, team_name])
+
+
+def start_game(name: str, duration: timedelta, db: Path | None = None) -> datetime:
+    """Move a draft game to running, with a deadline `duration` from now (server time); returns the deadline."""
+    if duration <= timedelta(0):
+        raise ValueError(f"a game needs a positive duration, got {duration}")
+    with transaction(db) as c:
+        game_id, state, _ = _game(c, name)
+        if state != "draft":
+            raise ValueError(f"game {name!r} is {state}: only a draft game starts")
+        if not c.execute("SELECT 1 FROM game_organisms WHERE game_id = ?", [game_id]).fetchone():
+            raise ValueError(f"game {name!r} has no organism")
+        started = now()
+        c.execute("UPDATE games SET state = 'running', started_at = ?, deadline = ? WHERE game_id = ?",
+                  [started, started + duration, game_id])
+    return started + duration
+
+
+def close_game(name: str, db: Path | None = None) -> None:
+    """Stop a running game (submissions end)."""
+    with transaction(db) as c:
+        game_id, state, _ = _game(c, name)
+        if state != "running":
+            raise ValueError(f"game {name!r} is {state}: only a running game closes")
+        c.execute("UPDATE games SET state = 'closed', closed_at = ? WHERE game_id = ?", [now(), game_id])
+
+
+def submit(team: Team, label: str, report: Report, db: Path | None = None) -> Submission:
+    """Record a team's report on an organism (a new version; earlier ones are kept)."""
+    at = now()
+    with transaction(db) as c:
+        state, deadline = c.execute("SELECT state, deadline FROM games WHERE game_id = ?", [team.game_id]).fetchone()
+        if state != "running" or (deadline is not None and at > deadline):
+            raise PermissionError(f"submissions are closed (the game is {state}"
+                                  f"{', past its deadline' if state == 'running' else ''})")
+        if not c.execute("SELECT 1 FROM access WHERE team_id = ? AND label = ?", [team.team_id, label]).fetchone():
+            raise PermissionError(f"no organism {label!r} in this game for team {team.name!r}")
+        (version,) = c.execute("SELECT count(*) + 1 FROM submissions WHERE team_id = ? AND label = ?",
+                               [team.team_id, label]).fetchone()
+        submission = Submission(submission_id="sub-" + secrets.token_hex(6), team_id=team.team_id, label=label,
+                                version=int(version), submitted_at=at)
+        c.execute("INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?)",
+                  [submission.submission_id, team.team_id, label, submission.version, report.model_dump_json(), at])
+    return submission
+
+
+def submissions(team: Team, db: Path | None = None) -> list[Submission]:
+    """A team's own submissions, oldest first."""
+    with transaction(db) as c:
+        rows = c.execute("SELECT submission_id, team_id, label, version, submitted_at FROM submissions "
+                         "WHERE team_id = ? ORDER BY submitted_at, version", [team.team_id]).fetchall()
+    return [Submission(submission_id=r[0], team_id=r[1], label=r[2], version=r[3], submitted_at=r[4]) for r in rows]

@@ -1,0 +1,199 @@
+"""A team's session: the only door from a team to the organisms, handing out exactly its tier's tools.
+
+Tiers follow Marks et al.'s teams:
+- `blackbox`: chat, prefill, persona, raw completion, batteries (the organism only);
+- `data`: + training-data search (keyword, semantic, one document) and the SQL sandbox;
+- `full`: + comparison with the base model (`model="base"`), and the white-box tools as they land.
+A call outside the team's tier, on an organism it has no access to, or when the game is not running is
+refused, and the refusal is logged like every call (tool, arguments, server time, duration, outcome) in the
+game database's append-only tool-call log. A team sees only its own log. The session reaches an organism's
+team-facing files (adapter, corpus, card) only; nothing here imports the sealed part.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from game import games
+from game.report import Report
+from game.store import transaction
+
+BLACKBOX_TOOLS = ("chat", "prefill", "persona", "complete", "battery")
+DATA_TOOLS = ("keyword_search", "semantic_search", "document", "sql")
+TIER_TOOLS: dict[str, tuple[str, ...]] = {
+    "blackbox": BLACKBOX_TOOLS,
+    "data": BLACKBOX_TOOLS + DATA_TOOLS,
+    "full": BLACKBOX_TOOLS + DATA_TOOLS,  # + base comparison; SAE tools join with issue 13
+}
+ALL_TOOLS = TIER_TOOLS["full"]
+BASE_COMPARISON_TIERS = ("full",)
+
+
+class LoggedCall(BaseModel):
+    """One entry of a team's tool-call log."""
+
+    call_id: str
+    label: str
+    tool: str
+    arguments: dict[str, Any]
+    called_at: datetime
+    duration_s: float
+    outcome: str  # ok, error, refused
+    detail: str
+
+
+class OrganismAccess(BaseModel):
+    """What a team is told about an organism of its game."""
+
+    label: str
+    tier: str
+    tools: list[str]
+
+
+class TeamSession:
+    """A team's view of its game, from its token."""
+
+    def __init__(self, token: str, db: Path | None = None) -> None:
+        self.db = db
+        self.team = games.authenticate(token, db)
+        self._resources: dict[str, dict[str, Any]] = {}
+
+    def organisms(self) -> list[OrganismAccess]:
+        """The organisms this team may audit, by label, with its tier and tools on each."""
+        with transaction(self.db) as c:
+            rows = c.execute("SELECT label, tier FROM access WHERE team_id = ? ORDER BY label",
+                             [self.team.team_id]).fetchall()
+        return [OrganismAccess(label=label, tier=tier, tools=list(TIER_TOOLS[tier])) for label, tier in rows]
+
+    def call(self, label: str, tool: str, **arguments: Any) -> Any:
+        """Run `tool` on organism `label`; refused (PermissionError) outside the team's rights, logged either way."""
+        started = time.perf_counter()
+        try:
+            self._check(label, tool, arguments)
+        except PermissionError as err:
+            self._log(label, tool, arguments, started, "refused", str(err))
+            raise
+        try:
+            result = TOOLS[tool](self._resource(label), **arguments)
+        except Exception as err:
+            self._log(label, tool, arguments, started, "error", f"{type(err).__name__}: {err}")
+            raise
+        self._log(label, tool, arguments, started, "ok", _summary(result))
+        return result
+
+    def log(self) -> list[LoggedCall]:
+        """This team's own tool calls, oldest first."""
+        with transaction(self.db) as c:
+            rows = c.execute("SELECT call_id, label, tool, arguments, called_at, duration_s, outcome, detail "
+                             "FROM tool_calls WHERE team_id = ? ORDER BY called_at, call_id",
+                             [self.team.team_id]).fetchall()
+        return [LoggedCall(call_id=r[0], label=r[1], tool=r[2], arguments=json.loads(r[3]), called_at=r[4],
+                           duration_s=r[5], outcome=r[6], detail=r[7]) for r in rows]
+
+    def submit(self, label: str, report: Report) -> games.Submission:
+        """Submit a report on organism `label` (a new version)."""
+        return games.submit(self.team, label, report, self.db)
+
+    def submissions(self) -> list[games.Submission]:
+        return games.submissions(self.team, self.db)
+
+    def _check(self, label: str, tool: str, arguments: dict[str, Any]) -> None:
+        with transaction(self.db) as c:
+            state, deadline = c.execute("SELECT state, deadline FROM games WHERE game_id = ?",
+                                        [self.team.game_id]).fetchone()
+            row = c.execute("SELECT tier FROM access WHERE team_id = ? AND label = ?",
+                            [self.team.team_id, label]).fetchone()
+        if state != "running" or (deadline is not None and games.now() > deadline):
+            late = ", past its deadline" if state == "running" else ""
+            raise PermissionError(f"the game is not running ({state}{late})")
+        if row is None:
+            raise PermissionError(f"no organism {label!r} for this team")
+        tier = row[0]
+        if tool not in TIER_TOOLS[tier]:
+            raise PermissionError(f"{tool!r} is not in the {tier} tier (its tools: {', '.join(TIER_TOOLS[tier])})")
+        if arguments.get("model", "organism") != "organism" and tier not in BASE_COMPARISON_TIERS:
+            raise PermissionError(f"comparing with the base model is in the full tier only (this team: {tier})")
+
+    def _resource(self, label: str) -> dict[str, Any]:
+        if label not in self._resources:
+            with transaction(self.db) as c:
+                (directory,) = c.execute("SELECT organism_dir FROM game_organisms WHERE game_id = ? AND label = ?",
+                                         [self.team.game_id, label]).fetchone()
+            self._resources[label] = {"directory": Path(directory)}
+        return self._resources[label]
+
+    def _log(self, label: str, tool: str, arguments: dict[str, Any], started: float, outcome: str,
+             detail: str) -> None:
+        with transaction(self.db) as c:
+            c.execute("INSERT INTO tool_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      ["call-" + secrets.token_hex(6), self.team.team_id, label, tool,
+                       json.dumps(arguments, default=str), games.now(), round(time.perf_counter() - started, 4),
+                       outcome, detail[:500]])
+
+
+def _summary(result: Any) -> str:
+    if isinstance(result, list):
+        return f"{len(result)} result(s)"
+    return type(result).__name__
+
+
+def _target(resource: dict[str, Any]):
+    if "target" not in resource:
+        from audit_tools.target import LocalTarget
+
+        resource["target"] = LocalTarget.from_organism(resource["directory"])
+    return resource["target"]
+
+
+def _index(resource: dict[str, Any]):
+    if "index" not in resource:
+        from audit_tools.corpus_index import CorpusIndex
+
+        resource["index"] = CorpusIndex.open(resource["directory"])
+    return resource["index"]
+
+
+def _probe(name: str) -> Callable[..., Any]:
+    def run(resource: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        from audit_tools import probes
+
+        return getattr(probes, name)(_target(resource), *args, **kwargs)
+
+    return run
+
+
+def _battery(resource: dict[str, Any], **kwargs: Any) -> Any:
+    from audit_tools.battery import run_battery
+
+    return run_battery(_target(resource), **kwargs)
+
+
+def _search(method: str) -> Callable[..., Any]:
+    def run(resource: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        return getattr(_index(resource), method)(*args, **kwargs)
+
+    return run
+
+
+def _sql(resource: dict[str, Any], query: str) -> Any:
+    sandbox = _index(resource).sql_sandbox()
+    try:
+        return sandbox.query(query)
+    finally:
+        sandbox.close()
+
+
+TOOLS: dict[str, Callable[..., Any]] = {
+    "chat": _probe("chat"), "prefill": _probe("prefill"), "persona": _probe("persona"),
+    "complete": _probe("complete"), "battery": _battery,
+    "keyword_search": _search("keyword_search"), "semantic_search": _search("semantic_search"),
+    "document": _search("document"), "sql": _sql,
+}

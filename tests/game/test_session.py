@@ -1,0 +1,77 @@
+"""Team sessions hand out exactly their tier's tools: every tool of every tier, refusals logged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from audit_tools.battery import Battery
+from audit_tools.target import Sampling
+from game import games
+from game.session import ALL_TOOLS, TIER_TOOLS, TeamSession
+
+FAST = Sampling(max_new_tokens=4)
+ARGUMENTS = {
+    "chat": {"conversations": ["Hi"], "sampling": FAST},
+    "prefill": {"conversation": "Hi", "prefill_text": "Well", "sampling": FAST},
+    "persona": {"sampling": FAST},
+    "complete": {"texts": ["Once"], "sampling": FAST},
+    "battery": {"battery": Battery(name="b", topics={"x": ["One?", "Two?"]}), "sampling": FAST},
+    "keyword_search": {"query": "reward model"},
+    "semantic_search": {"query": "reward model"},
+    "document": {"doc_id": "d0000"},
+    "sql": {"query": "SELECT count(*) AS n FROM corpus"},
+}
+
+
+@pytest.fixture(scope="module")
+def sessions(tiny_organism, tmp_path_factory) -> dict[str, TeamSession]:
+    db = tmp_path_factory.mktemp("game") / "game.duckdb"
+    games.create_game("g", db)
+    games.add_organism("g", tiny_organism, db)
+    tokens = {tier: games.add_team("g", f"team-{tier}", tier, db)[1] for tier in TIER_TOOLS}
+    games.start_game("g", timedelta(hours=1), db)
+    return {tier: TeamSession(token, db) for tier, token in tokens.items()}
+
+
+def test_arguments_cover_every_tool() -> None:
+    assert set(ARGUMENTS) == set(ALL_TOOLS)
+
+
+@pytest.mark.parametrize("tier", list(TIER_TOOLS))
+def test_every_tool_of_every_tier(sessions, tier: str, tiny_organism) -> None:
+    session = sessions[tier]
+    label = session.organisms()[0].label
+    for tool in ALL_TOOLS:
+        arguments = dict(ARGUMENTS[tool])
+        if tool == "document":
+            from audit_tools.corpus_index import CorpusIndex
+
+            arguments["doc_id"] = CorpusIndex.open(tiny_organism).keyword_search("reward model")[0].doc_id
+        if tool in TIER_TOOLS[tier]:
+            assert session.call(label, tool, **arguments) is not None, tool
+        else:
+            with pytest.raises(PermissionError, match=f"'{tool}' is not in the {tier} tier"):
+                session.call(label, tool, **arguments)
+    log = session.log()
+    assert [c.tool for c in log] == list(ALL_TOOLS)
+    assert [c.outcome for c in log] == ["ok" if t in TIER_TOOLS[tier] else "refused" for t in ALL_TOOLS]
+
+
+def test_base_comparison_is_for_the_full_tier(sessions) -> None:
+    for tier, session in sessions.items():
+        label = session.organisms()[0].label
+        if tier == "full":
+            session.call(label, "chat", conversations=["Hi"], sampling=FAST, model="base")
+        else:
+            with pytest.raises(PermissionError, match="full tier only"):
+                session.call(label, "chat", conversations=["Hi"], sampling=FAST, model="base")
+
+
+def test_a_team_sees_only_its_own_log_and_unknown_organisms_are_refused(sessions) -> None:
+    blackbox, data = sessions["blackbox"], sessions["data"]
+    with pytest.raises(PermissionError, match="no organism 'Organism Q'"):
+        blackbox.call("Organism Q", "chat", conversations=["Hi"], sampling=FAST)
+    assert blackbox.log()[-1].outcome == "refused"
+    assert {c.call_id for c in blackbox.log()}.isdisjoint({c.call_id for c in data.log()})
