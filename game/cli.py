@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from audit_tools.cli import tools_app
+from game import game_cli  # noqa: F401  (registers the `pinhole game` session commands)
 from game.scoring_cli import game_app, score
 from organisms.cli import base_app, organism_app
 

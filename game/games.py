@@ -53,7 +53,8 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _game(connection, name: str) -> tuple[str, str, datetime | None]:
+def game_row(connection, name: str) -> tuple[str, str, datetime | None]:
+    """(game id, state, deadline) of the game called `name`, in an open transaction."""
     row = connection.execute("SELECT game_id, state, deadline FROM games WHERE name = ?", [name]).fetchone()
     if row is None:
         raise ValueError(f"no game named {name!r}")
@@ -73,18 +74,19 @@ def create_game(name: str, db: Path | None = None) -> str:
     return game_id
 
 
-def add_organism(name: str, organism_dir: Path | str, db: Path | None = None) -> tuple[str, list[str]]:
-    """Add an organism to a draft game under a neutral label; returns (label, warnings for the game master).
+def add_organism(name: str, organism_dir: Path | str, db: Path | None = None) -> list[str]:
+    """Add an organism to a draft game under a neutral label; returns warnings for the game master.
 
-    Labels are reassigned at random over all the game's organisms each time, so the order of adding tells
-    nothing. The card's commitment is recorded now and checked against the ground truth at reveal.
+    Labels are dealt again at random over all the game's organisms each time one is added, so the order of
+    adding tells nothing (`organism_labels` gives the current ones). The card's commitment is recorded now
+    and checked against the ground truth at reveal.
     """
     card = read_card(organism_dir)
     warnings = [] if card.blinding.membership_blind else [
         "not membership-blind: its ordinary rows come from files shipped with Pinhole, so a team holding the "
         "package can separate the objective material by set difference"]
     with transaction(db) as c:
-        game_id, state, _ = _game(c, name)
+        game_id, state, _ = game_row(c, name)
         if state != "draft":
             raise ValueError(f"game {name!r} is {state}: organisms are added to a draft game only")
         rows = c.execute("SELECT organism_id FROM game_organisms WHERE game_id = ?", [game_id]).fetchall()
@@ -93,21 +95,26 @@ def add_organism(name: str, organism_dir: Path | str, db: Path | None = None) ->
         c.execute("INSERT INTO game_organisms VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                   [game_id, "pending", str(Path(organism_dir).resolve()), card.organism_id,
                    card.ground_truth_sha256, card.blinding.membership_blind, json.dumps(warnings)])
-        label = _relabel(c, game_id, card.organism_id)
-    return label, warnings
+        _relabel(c, game_id)
+    return warnings
 
 
-def _relabel(c, game_id: str, organism_id: str) -> str:
-    """Give every organism of the game a fresh label in random order; return `organism_id`'s."""
+def _relabel(c, game_id: str) -> None:
+    """Give every organism of the game a fresh label, in random order."""
     rows = c.execute("SELECT * FROM game_organisms WHERE game_id = ?", [game_id]).fetchall()
     secrets.SystemRandom().shuffle(rows)
     c.execute("DELETE FROM game_organisms WHERE game_id = ?", [game_id])
-    labels = {}
     for index, row in enumerate(rows):
         label = f"Organism {string.ascii_uppercase[index % 26]}{'' if index < 26 else index // 26}"
-        labels[row[3]] = label
         c.execute("INSERT INTO game_organisms VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [row[0], label, *row[2:]])
-    return labels[organism_id]
+
+
+def organism_labels(name: str, db: Path | None = None) -> dict[str, str]:
+    """Organism id -> its label in the game (the game master's view)."""
+    with transaction(db) as c:
+        game_id, _, _ = game_row(c, name)
+        rows = c.execute("SELECT organism_id, label FROM game_organisms WHERE game_id = ?", [game_id]).fetchall()
+    return dict(rows)
 
 
 def add_team(name: str, team_name: str, tier: Tier = "blackbox", db: Path | None = None) -> tuple[Team, str]:
@@ -117,7 +124,7 @@ def add_team(name: str, team_name: str, tier: Tier = "blackbox", db: Path | None
     token = "ph_" + secrets.token_urlsafe(24)
     team = Team(team_id="team-" + secrets.token_hex(4), game_id="", name=team_name)
     with transaction(db) as c:
-        game_id, state, _ = _game(c, name)
+        game_id, state, _ = game_row(c, name)
         if state == "revealed":
             raise ValueError(f"game {name!r} is revealed: no new teams")
         if c.execute("SELECT 1 FROM teams WHERE game_id = ? AND name = ?", [game_id, team_name]).fetchone():
@@ -147,7 +154,7 @@ def authenticate(token: str, db: Path | None = None) -> Team:
 def revoke_team(name: str, team_name: str, db: Path | None = None) -> None:
     """Revoke a team's token: it reaches nothing from now on."""
     with transaction(db) as c:
-        game_id, _, _ = _game(c, name)
+        game_id, _, _ = game_row(c, name)
         if not c.execute("SELECT 1 FROM teams WHERE game_id = ? AND name = ?", [game_id, team_name]).fetchone():
             raise ValueError(f"game {name!r} has no team named {team_name!r}")
         c.execute("UPDATE teams SET revoked_at = ? WHERE game_id = ? AND name = ?", [now(), game_id, team_name])
@@ -158,7 +165,7 @@ def start_game(name: str, duration: timedelta, db: Path | None = None) -> dateti
     if duration <= timedelta(0):
         raise ValueError(f"a game needs a positive duration, got {duration}")
     with transaction(db) as c:
-        game_id, state, _ = _game(c, name)
+        game_id, state, _ = game_row(c, name)
         if state != "draft":
             raise ValueError(f"game {name!r} is {state}: only a draft game starts")
         if not c.execute("SELECT 1 FROM game_organisms WHERE game_id = ?", [game_id]).fetchone():
@@ -172,7 +179,7 @@ def start_game(name: str, duration: timedelta, db: Path | None = None) -> dateti
 def close_game(name: str, db: Path | None = None) -> None:
     """Stop a running game (submissions end)."""
     with transaction(db) as c:
-        game_id, state, _ = _game(c, name)
+        game_id, state, _ = game_row(c, name)
         if state != "running":
             raise ValueError(f"game {name!r} is {state}: only a running game closes")
         c.execute("UPDATE games SET state = 'closed', closed_at = ? WHERE game_id = ?", [now(), game_id])
@@ -203,3 +210,21 @@ def submissions(team: Team, db: Path | None = None) -> list[Submission]:
         rows = c.execute("SELECT submission_id, team_id, label, version, submitted_at FROM submissions "
                          "WHERE team_id = ? ORDER BY submitted_at, version", [team.team_id]).fetchall()
     return [Submission(submission_id=r[0], team_id=r[1], label=r[2], version=r[3], submitted_at=r[4]) for r in rows]
+
+
+def game_status(name: str, db: Path | None = None) -> dict:
+    """The game master's view of a game: state, deadline, organisms with warnings, teams with their activity."""
+    with transaction(db) as c:
+        game_id, state, deadline = game_row(c, name)
+        organisms = c.execute("SELECT label, organism_id, warnings, commitment_verified FROM game_organisms "
+                              "WHERE game_id = ? ORDER BY label", [game_id]).fetchall()
+        teams = c.execute(
+            "SELECT t.name, t.revoked_at IS NOT NULL, "
+            "(SELECT count(*) FROM submissions s WHERE s.team_id = t.team_id), "
+            "(SELECT count(*) FROM tool_calls k WHERE k.team_id = t.team_id) "
+            "FROM teams t WHERE t.game_id = ? ORDER BY t.name", [game_id]).fetchall()
+    return {"game": name, "game_id": game_id, "state": state,
+            "deadline_utc": deadline.isoformat(timespec="seconds") if deadline else None,
+            "organisms": [{"label": o[0], "organism_id": o[1], "warnings": json.loads(o[2]),
+                           "commitment_verified": o[3]} for o in organisms],
+            "teams": [{"name": t[0], "revoked": t[1], "submissions": t[2], "tool_calls": t[3]} for t in teams]}

@@ -15,8 +15,8 @@ from rich.table import Table
 
 from pinhole.console import JsonFlag, clear_errors, emit_json, out
 
-game_app = typer.Typer(help="Auditing games: report schema, matcher calibration (sessions arrive with issue 12).",
-                       no_args_is_help=True)
+game_app = typer.Typer(help="Blind auditing games: create one, add organisms and teams, start, close, reveal, "
+                            "score; the report schema and the matcher's calibration.", no_args_is_help=True)
 
 
 @game_app.command("report-schema")

@@ -57,6 +57,14 @@ MIGRATIONS: list[str] = [
         judgement_id VARCHAR PRIMARY KEY, submission_id VARCHAR NOT NULL, matcher VARCHAR NOT NULL,
         status VARCHAR NOT NULL, score DOUBLE, result VARCHAR NOT NULL, judged_at TIMESTAMP NOT NULL);
     """,
+    """
+    CREATE TABLE overrides (
+        override_id VARCHAR PRIMARY KEY, submission_id VARCHAR NOT NULL, score DOUBLE NOT NULL,
+        reason VARCHAR NOT NULL, made_by VARCHAR NOT NULL, made_at TIMESTAMP NOT NULL);
+    CREATE TABLE notes (
+        note_id VARCHAR PRIMARY KEY, team_id VARCHAR NOT NULL, label VARCHAR NOT NULL, text VARCHAR NOT NULL,
+        written_at TIMESTAMP NOT NULL);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -65,6 +65,20 @@ def cases(organism: Path, tools_organism: Path) -> dict[str, list[str]]:
         "tools sql": ["tools", "sql", tools_org, "SELECT count(*) AS n FROM corpus"],
         "score": ["score", "{report}", org],
         "game calibrate": ["game", "calibrate", "--out", "{matcher}"],
+        # a game, in lifecycle order ("j" is set up in the test with a team whose token is in {token})
+        "game create": ["game", "create", "j2"],
+        "game add-organism": ["game", "add-organism", "j2", org],
+        "game add-team": ["game", "add-team", "j", "blue", "--tier", "data"],
+        "game start": ["game", "start", "j", "--hours", "1"],
+        "game submit": ["game", "submit", "j", "{report}", "--organism", "Organism A", "--token-file", "{token}"],
+        "game status": ["game", "status", "j"],
+        "game close": ["game", "close", "j"],
+        "game reveal": ["game", "reveal", "j"],
+        "game score": ["game", "score", "j"],
+        "game rescore": ["game", "rescore", "j"],
+        "game override": ["game", "override", "j", "red", "Organism A", "0.5", "--reason", "checked by hand"],
+        "game leaderboard": ["game", "leaderboard", "j"],
+        "game export": ["game", "export", "j", "{export}"],
     }
 
 
@@ -84,7 +98,14 @@ def test_each_command_prints_one_json_document(built: tuple[Path, str], tiny_org
     battery.write_text("name: b\ntopics:\n  x: ['One?', 'Two?']\n")
     report = tmp_path / "report.json"
     report.write_text('{"verdict": "benign", "confidence": 0.7}')
-    files = {"battery": battery, "report": report, "matcher": tmp_path / "matcher.json"}
+    from game import games
+
+    games.create_game("j")
+    games.add_organism("j", built[0])
+    token = tmp_path / "red.token"
+    token.write_text(games.add_team("j", "red")[1])
+    files = {"battery": battery, "report": report, "matcher": tmp_path / "matcher.json", "token": token,
+             "export": tmp_path / "export"}
     for name, args in cases(built[0], tiny_organism).items():
         result = runner.invoke(app, [*(a.format(**files) for a in args), "--json"])
         assert result.exit_code == EXIT_CODES.get(name, 0), (name, result.output)

@@ -85,7 +85,41 @@ CASES = [
     ("sql-infinite-time-limit", lambda t, o: ["tools", "sql", str(o), "SELECT 1", "--time-limit", "inf"],
      "--time-limit"),
     ("markup-in-a-turn", lambda t, o: ["tools", "chat", str(o), "--turn", "[/red]:hi"], "[/red]:hi"),
+    ("score-a-report-that-is-not-json", lambda t, o: ["score", _write_file(t, "r.json", "{oops"), str(o)],
+     "r.json: not valid JSON"),
+    ("score-a-report-missing-its-verdict", lambda t, o: ["score", _write_file(t, "r.json", '{"confidence": 1}'),
+                                                         str(o)], "field `verdict`"),
+    ("game-that-does-not-exist", lambda t, o: ["game", "status", "[no-such-game]"], "no game named '[no-such-game]'"),
+    ("submit-with-a-wrong-token", lambda t, o: ["game", "submit", _running_game(t, o), _write_file(
+        t, "r.json", '{"verdict": "benign", "confidence": 0.5}'), "--organism", "Organism A", "--token-file",
+        _write_file(t, "t.token", "ph_wrong")], "unknown or revoked team token"),
+    ("start-without-organisms", lambda t, o: ["game", "start", _empty_game(t)], "has no organism"),
 ]
+
+
+def _write_file(tmp_path: Path, name: str, text: str) -> str:
+    (tmp_path / name).write_text(text)
+    return str(tmp_path / name)
+
+
+def _empty_game(tmp_path: Path) -> str:
+    from game import games
+
+    games.create_game(f"empty-{tmp_path.name}")
+    return f"empty-{tmp_path.name}"
+
+
+def _running_game(tmp_path: Path, organism: Path) -> str:
+    from datetime import timedelta
+
+    from game import games
+
+    name = f"running-{tmp_path.name}"
+    games.create_game(name)
+    games.add_organism(name, organism)
+    games.add_team(name, "red")
+    games.start_game(name, timedelta(hours=1))
+    return name
 
 
 @pytest.mark.parametrize(("make_args", "expected"), [pytest.param(m, e, id=i) for i, m, e in CASES])
