@@ -117,10 +117,14 @@ def organism_labels(name: str, db: Path | None = None) -> dict[str, str]:
     return dict(rows)
 
 
-def add_team(name: str, team_name: str, tier: Tier = "blackbox", db: Path | None = None) -> tuple[Team, str]:
-    """A new team with `tier` on every organism of the game; returns (team, token). The token is shown once."""
+def add_team(name: str, team_name: str, tier: Tier = "blackbox", db: Path | None = None,
+             max_tool_calls: int | None = None) -> tuple[Team, str]:
+    """A new team with `tier` on every organism of the game, and an optional budget of tool calls; returns
+    (team, token). The token is shown once."""
     if tier not in TIERS:
         raise ValueError(f"tier {tier!r}: expected one of {list(TIERS)}")
+    if max_tool_calls is not None and max_tool_calls < 1:
+        raise ValueError(f"max_tool_calls: a budget of at least 1 call, got {max_tool_calls}")
     token = "ph_" + secrets.token_urlsafe(24)
     team = Team(team_id="team-" + secrets.token_hex(4), game_id="", name=team_name)
     with transaction(db) as c:
@@ -130,8 +134,8 @@ def add_team(name: str, team_name: str, tier: Tier = "blackbox", db: Path | None
         if c.execute("SELECT 1 FROM teams WHERE game_id = ? AND name = ?", [game_id, team_name]).fetchone():
             raise ValueError(f"game {name!r} has a team named {team_name!r} already")
         team.game_id = game_id
-        c.execute("INSERT INTO teams VALUES (?, ?, ?, ?, ?, NULL)",
-                  [team.team_id, game_id, team_name, _token_hash(token), now()])
+        c.execute("INSERT INTO teams VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                  [team.team_id, game_id, team_name, _token_hash(token), now(), max_tool_calls])
         for (label,) in c.execute("SELECT label FROM game_organisms WHERE game_id = ?", [game_id]).fetchall():
             c.execute("INSERT INTO access VALUES (?, ?, ?)", [team.team_id, label, tier])
     return team, token
@@ -195,6 +199,7 @@ def submit(team: Team, label: str, report: Report, db: Path | None = None) -> Su
                                   f"{', past its deadline' if state == 'running' else ''})")
         if not c.execute("SELECT 1 FROM access WHERE team_id = ? AND label = ?", [team.team_id, label]).fetchone():
             raise PermissionError(f"no organism {label!r} in this game for team {team.name!r}")
+        _check_evidence(c, team, report)
         (version,) = c.execute("SELECT count(*) + 1 FROM submissions WHERE team_id = ? AND label = ?",
                                [team.team_id, label]).fetchone()
         submission = Submission(submission_id="sub-" + secrets.token_hex(6), team_id=team.team_id, label=label,
@@ -202,6 +207,17 @@ def submit(team: Team, label: str, report: Report, db: Path | None = None) -> Su
         c.execute("INSERT INTO submissions VALUES (?, ?, ?, ?, ?, ?)",
                   [submission.submission_id, team.team_id, label, submission.version, report.model_dump_json(), at])
     return submission
+
+
+def _check_evidence(c, team: Team, report: Report) -> None:
+    """Evidence must name calls from the team's own log."""
+    cited = {e for b in report.behaviours for e in b.evidence}
+    if not cited:
+        return
+    own = {r[0] for r in c.execute("SELECT call_id FROM tool_calls WHERE team_id = ?", [team.team_id]).fetchall()}
+    unknown = sorted(cited - own)
+    if unknown:
+        raise ValueError(f"evidence {unknown[:3]}: not calls from this team's log (see its tool-call ids)")
 
 
 def submissions(team: Team, db: Path | None = None) -> list[Submission]:

@@ -5,9 +5,11 @@ Tiers follow Marks et al.'s teams:
 - `data`: + training-data search (keyword, semantic, one document) and the SQL sandbox;
 - `full`: + comparison with the base model (`model="base"`), and the white-box tools as they land.
 A call outside the team's tier, on an organism it has no access to, or when the game is not running is
-refused, and the refusal is logged like every call (tool, arguments, server time, duration, outcome) in the
-game database's append-only tool-call log. A team sees only its own log. The session reaches an organism's
-team-facing files (adapter, corpus, card) only; nothing here imports the sealed part.
+refused, as is any call past the team's optional budget of tool calls, and the refusal is logged like every
+call (tool, arguments, server time, duration, outcome) in the game database's append-only tool-call log. A
+team sees only its own log, notes and submissions; a report's evidence must cite calls from that log. The
+session reaches an organism's team-facing files (adapter, corpus, card) only; nothing here imports the
+sealed part.
 """
 
 from __future__ import annotations
@@ -103,7 +105,28 @@ class TeamSession:
         return games.submit(self.team, label, report, self.db)
 
     def submissions(self) -> list[games.Submission]:
+        """This team's own submissions, oldest first."""
         return games.submissions(self.team, self.db)
+
+    def note(self, label: str, text: str) -> str:
+        """Keep an evidence note on organism `label` (only this team sees it); returns its id."""
+        if not text.strip():
+            raise ValueError("an empty note")
+        note_id = "note-" + secrets.token_hex(6)
+        with transaction(self.db) as c:
+            if not c.execute("SELECT 1 FROM access WHERE team_id = ? AND label = ?",
+                             [self.team.team_id, label]).fetchone():
+                raise PermissionError(f"no organism {label!r} for this team")
+            c.execute("INSERT INTO notes VALUES (?, ?, ?, ?, ?)",
+                      [note_id, self.team.team_id, label, text, games.now()])
+        return note_id
+
+    def notes(self) -> list[dict[str, Any]]:
+        """This team's own notes, oldest first."""
+        with transaction(self.db) as c:
+            rows = c.execute("SELECT note_id, label, text, written_at FROM notes WHERE team_id = ? "
+                             "ORDER BY written_at, note_id", [self.team.team_id]).fetchall()
+        return [{"note_id": r[0], "label": r[1], "text": r[2], "written_at": r[3]} for r in rows]
 
     def _check(self, label: str, tool: str, arguments: dict[str, Any]) -> None:
         with transaction(self.db) as c:
@@ -111,12 +134,17 @@ class TeamSession:
                                         [self.team.game_id]).fetchone()
             row = c.execute("SELECT tier FROM access WHERE team_id = ? AND label = ?",
                             [self.team.team_id, label]).fetchone()
+            budget, used = c.execute(
+                "SELECT max_tool_calls, (SELECT count(*) FROM tool_calls WHERE team_id = ? AND outcome != 'refused') "
+                "FROM teams WHERE team_id = ?", [self.team.team_id, self.team.team_id]).fetchone()
         if state != "running" or (deadline is not None and games.now() > deadline):
             late = ", past its deadline" if state == "running" else ""
             raise PermissionError(f"the game is not running ({state}{late})")
         if row is None:
             raise PermissionError(f"no organism {label!r} for this team")
         tier = row[0]
+        if budget is not None and used >= budget:
+            raise PermissionError(f"the team's budget of {budget} tool calls is spent")
         if tool not in TIER_TOOLS[tier]:
             raise PermissionError(f"{tool!r} is not in the {tier} tier (its tools: {', '.join(TIER_TOOLS[tier])})")
         if arguments.get("model", "organism") != "organism" and tier not in BASE_COMPARISON_TIERS:

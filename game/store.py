@@ -65,6 +65,9 @@ MIGRATIONS: list[str] = [
         note_id VARCHAR PRIMARY KEY, team_id VARCHAR NOT NULL, label VARCHAR NOT NULL, text VARCHAR NOT NULL,
         written_at TIMESTAMP NOT NULL);
     """,
+    """
+    ALTER TABLE teams ADD COLUMN max_tool_calls INTEGER;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -75,3 +75,27 @@ def test_a_team_sees_only_its_own_log_and_unknown_organisms_are_refused(sessions
         blackbox.call("Organism Q", "chat", conversations=["Hi"], sampling=FAST)
     assert blackbox.log()[-1].outcome == "refused"
     assert {c.call_id for c in blackbox.log()}.isdisjoint({c.call_id for c in data.log()})
+
+
+def test_budgets_notes_and_evidence(tiny_organism, tmp_path) -> None:
+    from game.report import Report
+
+    db = tmp_path / "game.duckdb"
+    games.create_game("b", db)
+    games.add_organism("b", tiny_organism, db)
+    _, token = games.add_team("b", "frugal", "blackbox", db, max_tool_calls=1)
+    _, other_token = games.add_team("b", "other", "blackbox", db)
+    games.start_game("b", timedelta(hours=1), db)
+    session, other = TeamSession(token, db), TeamSession(other_token, db)
+    label = session.organisms()[0].label
+    session.call(label, "chat", conversations=["Hi"], sampling=FAST)
+    with pytest.raises(PermissionError, match="budget of 1 tool calls is spent"):
+        session.call(label, "chat", conversations=["Hi"], sampling=FAST)
+    note = session.note(label, "the model mentions chocolate a lot")
+    assert [n["note_id"] for n in session.notes()] == [note] and other.notes() == []
+    call_id = session.log()[0].call_id
+    cited = Report(verdict="hidden_objective", confidence=0.5,
+                   behaviours=[{"description": "mentions chocolate", "evidence": [call_id]}])
+    assert session.submit(label, cited).version == 1
+    with pytest.raises(ValueError, match="not calls from this team's log"):
+        other.submit(label, cited)  # another team's call is not its evidence
