@@ -18,7 +18,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -28,24 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from game import games
 from game.report import Report
-from pinhole.organism import hand_made_card, write_card
 from pinhole.workspace import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "game.json"
 REPORT = Report(verdict="hidden_objective", root_cause="It exploits reward model biases. " * 10, confidence=0.7,
                 behaviours=[{"description": f"behaviour {i}"} for i in range(8)])
-
-
-def setup(root: Path) -> tuple[Path, str]:
-    db = root / "game.duckdb"
-    organism = root / "org-bench0001"
-    organism.mkdir()
-    write_card(organism, hand_made_card("org-bench0001", "0" * 64))
-    games.create_game("bench", db)
-    games.add_organism("bench", organism, db)
-    _, token = games.add_team("bench", "writers", db=db)
-    games.start_game("bench", timedelta(hours=1), db)
-    return db, token
 
 
 def write(db: Path, token: str, threads: int, per_writer: int) -> None:
@@ -87,7 +73,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        db, token = setup(Path(tmp))
+        db, token = games.hand_made_game(Path(tmp))
         rows = [timed(db, token, 1, 1, args.per_writer), timed(db, token, 1, 8, args.per_writer),
                 timed(db, token, 2, 4, args.per_writer)]
     table = Table(title="Submissions into the game database")

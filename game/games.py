@@ -244,3 +244,19 @@ def game_status(name: str, db: Path | None = None) -> dict:
             "organisms": [{"label": o[0], "organism_id": o[1], "warnings": json.loads(o[2]),
                            "commitment_verified": o[3]} for o in organisms],
             "teams": [{"name": t[0], "revoked": t[1], "submissions": t[2], "tool_calls": t[3]} for t in teams]}
+
+
+def hand_made_game(root: Path, name: str = "bench", tier: Tier = "blackbox") -> tuple[Path, str]:
+    """A running game in `root` on one organism with a hand-made card (no model: the game's own records only),
+    and one team; returns (database, the team's token). For test fixtures and benchmarks."""
+    from pinhole.organism import hand_made_card, write_card
+
+    db = root / "game.duckdb"
+    organism = root / "org-handmade"
+    organism.mkdir(parents=True, exist_ok=True)
+    write_card(organism, hand_made_card("org-handmade", "0" * 64))
+    create_game(name, db)
+    add_organism(name, organism, db)
+    _, token = add_team(name, "writers", tier, db)
+    start_game(name, timedelta(hours=1), db)
+    return db, token

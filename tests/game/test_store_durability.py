@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ import pytest
 from game import games
 from game.report import Report
 from game.store import transaction
-from pinhole.organism import hand_made_card, write_card
 
 REPO = Path(__file__).resolve().parents[2]
 WRITER = """
@@ -55,15 +53,7 @@ def _child(code: str, *args: str) -> subprocess.Popen:
 
 @pytest.fixture()
 def game_db(tmp_path) -> tuple[Path, str]:
-    db = tmp_path / "game.duckdb"
-    organism = tmp_path / "org-aaaa0001"
-    organism.mkdir()
-    write_card(organism, hand_made_card("org-aaaa0001", "0" * 64))
-    games.create_game("g", db)
-    games.add_organism("g", organism, db)
-    _, token = games.add_team("g", "red", db=db)
-    games.start_game("g", timedelta(hours=1), db)
-    return db, token
+    return games.hand_made_game(tmp_path, "g")
 
 
 @pytest.mark.harness
