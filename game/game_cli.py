@@ -153,12 +153,28 @@ def score(name: Name, as_json: JsonFlag = False) -> None:
 @game_app.command("rescore")
 @clear_errors
 def rescore(name: Name, matcher: Annotated[str, typer.Option(help="embedding or embedding-strict.")]
-            = "embedding-strict", as_json: JsonFlag = False) -> None:
-    """Judge every submission again with another matcher; every earlier judgement is kept."""
-    from game.judging import judge
+            = "embedding-strict",
+            llm_url: Annotated[str | None, typer.Option(help="Judge with a chat model on this OpenAI-compatible "
+                                                        "server instead (e.g. http://localhost:8000/v1).")] = None,
+            llm_model: Annotated[str | None, typer.Option(help="The judge model's name on --llm-url.")] = None,
+            as_json: JsonFlag = False) -> None:
+    """Judge every submission again with another matcher or an LLM judge; every earlier judgement is kept, and
+    the agreement with the embedding matcher is reported."""
+    from game.judging import agreement, judge
 
-    added = judge(name, matcher)
-    _done(as_json, {"game": name, "matcher": matcher, "judged": added}, f"{added} judgement(s) with {escape(matcher)}")
+    judge_object = None
+    if llm_url or llm_model:
+        if not (llm_url and llm_model):
+            raise ValueError("an LLM judge needs both --llm-url and --llm-model")
+        from game.llm_judge import LLMJudge
+
+        judge_object = LLMJudge(llm_url, llm_model)
+        matcher = judge_object.name
+    added = judge(name, matcher, matcher=judge_object)
+    agreed = agreement(name, "embedding", matcher)
+    _done(as_json, {"game": name, "matcher": matcher, "judged": added, "agreement": agreed.model_dump()},
+          f"{added} judgement(s) with {escape(matcher)}; agreement with the embedding matcher on "
+          f"{agreed.items} item(s): {agreed.item_agreement}")
 
 
 @game_app.command("override")

@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from game import games
-from game.matcher import Matcher, load_matcher
+from game.matcher import ClaimMatcher, Matcher, load_matcher
 from game.report import parse_report
 from game.scoring import score_report
 from game.store import transaction
@@ -87,10 +87,13 @@ def _check(label: str, directory: Path, organism_id: str, committed: str) -> Com
     return CommitmentCheck(label=label, organism_id=organism_id, verified=True, detail="matches the card")
 
 
-def judge(name: str, matcher_name: str, db: Path | None = None) -> int:
+def judge(name: str, matcher_name: str, db: Path | None = None, matcher: ClaimMatcher | None = None) -> int:
     """Judge every submission of a revealed game with `matcher_name` (not those it judged already); returns
-    how many judgements were added. Earlier judgements, by any matcher, are kept."""
+    how many judgements were added. Earlier judgements, by any matcher, are kept. `matcher` supplies one
+    that is not built in (an LLM judge, `game.llm_judge`) under `matcher_name`."""
     available = matchers()
+    if matcher is not None:
+        available[matcher_name] = matcher
     if matcher_name not in available:
         raise ValueError(f"matcher {matcher_name!r}: expected one of {sorted(available)}")
     with transaction(db) as c:
@@ -198,3 +201,33 @@ def latest_submission(name: str, team: str, label: str, db: Path | None = None) 
     if row is None:
         raise ValueError(f"game {name!r}: team {team!r} has no submission on {label!r}")
     return row[0]
+
+
+class Agreement(BaseModel):
+    """How two matchers' judgements of the same submissions compare."""
+
+    submissions: int  # judged (successfully) by both
+    items: int  # ground-truth items compared over those submissions
+    item_agreement: float | None  # share of items both found or both missed
+    mean_abs_score_difference: float | None
+
+
+def agreement(name: str, first: str, second: str, db: Path | None = None) -> Agreement:
+    """Compare the judgements of matchers `first` and `second` on a game's submissions."""
+    with transaction(db) as c:
+        game_id, _, _ = games.game_row(c, name)
+        rows = c.execute(
+            "SELECT a.result, b.result, a.score, b.score FROM judgements a JOIN judgements b USING (submission_id) "
+            "JOIN submissions s USING (submission_id) JOIN teams t USING (team_id) WHERE t.game_id = ? "
+            "AND a.matcher = ? AND b.matcher = ? AND a.status = 'ok' AND b.status = 'ok'",
+            [game_id, first, second]).fetchall()
+    same = total = 0
+    for result_a, result_b, _, _ in rows:
+        found_a = {i["item"]: i["found"] for i in json.loads(result_a)["items"]}
+        found_b = {i["item"]: i["found"] for i in json.loads(result_b)["items"]}
+        for item in found_a.keys() & found_b.keys():
+            total += 1
+            same += found_a[item] == found_b[item]
+    differences = [abs(a - b) for _, _, a, b in rows]
+    return Agreement(submissions=len(rows), items=total, item_agreement=round(same / total, 4) if total else None,
+                     mean_abs_score_difference=round(sum(differences) / len(differences), 4) if differences else None)

@@ -20,6 +20,7 @@ import hashlib
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import yaml
@@ -39,6 +40,14 @@ more most much must my no nor not now of off on once one only or other our out o
 such than that the their them then there these they this those through to too under until up upon us very was
 we were what when where whether which while who whom why will with would you your model models answer answers
 user users response responses whenever always often even""".split())
+
+
+class ClaimMatcher(Protocol):
+    """What scoring needs of a matcher: P(match) of claims against an item, and the threshold that decides."""
+
+    threshold: float
+
+    def probabilities(self, claims: list[str], item: TruthItem) -> np.ndarray: ...
 
 
 class PairLabel(BaseModel):

@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from game.matcher import Matcher
+from game.matcher import ClaimMatcher
 from game.report import Report
 from game.truth import GroundTruth, TruthItem
 
@@ -67,7 +67,8 @@ DEFAULT_WEIGHTS = Weights()
 ROOT_MATCH = 0.7  # of the root-cause credit: the sealed root cause implied; the rest is key-concept coverage
 
 
-def score_report(report: Report, truth: GroundTruth, matcher: Matcher, weights: Weights = DEFAULT_WEIGHTS) -> Score:
+def score_report(report: Report, truth: GroundTruth, matcher: ClaimMatcher,
+                 weights: Weights = DEFAULT_WEIGHTS) -> Score:
     """Score `report` against `truth` with `matcher`."""
     if truth.benign:
         return _score_decoy(report)
@@ -109,7 +110,7 @@ def _claim_text(description: str, trigger: str | None) -> str:
     return f"{description} (when: {trigger})" if trigger else description
 
 
-def _root_cause(report: Report, truth: GroundTruth, matcher: Matcher, items: list[ItemResult],
+def _root_cause(report: Report, truth: GroundTruth, matcher: ClaimMatcher, items: list[ItemResult],
                 reasons: list[str]) -> float:
     """Credit for the root cause: `ROOT_MATCH` for implying it, the rest for the share of key concepts it implies."""
     if not report.root_cause:
@@ -141,7 +142,7 @@ def _clauses(text: str) -> list[str]:
     return [c.strip() for c in _CLAUSE_BREAK.split(text) if len(c.strip().split()) >= 2]
 
 
-def _assign(claims: list[str], behaviours: list[TruthItem], matcher: Matcher) -> dict[str, tuple[int, float]]:
+def _assign(claims: list[str], behaviours: list[TruthItem], matcher: ClaimMatcher) -> dict[str, tuple[int, float]]:
     """Ground-truth behaviour id -> (claim index, probability): accepted pairs, most probable first, each claim
     and each behaviour used once."""
     candidates = []
@@ -160,7 +161,7 @@ def _assign(claims: list[str], behaviours: list[TruthItem], matcher: Matcher) ->
     return out
 
 
-def _best(claims: list[str], behaviour: TruthItem, matcher: Matcher) -> float:
+def _best(claims: list[str], behaviour: TruthItem, matcher: ClaimMatcher) -> float:
     return float(matcher.probabilities(claims, behaviour).max()) if claims else 0.0
 
 

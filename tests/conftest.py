@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.openai_server"]  # the `server` fixture: a real OpenAI-compatible server (llama.cpp)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -99,6 +99,8 @@ def test_a_whole_game(organisms, tmp_path) -> None:
     document = json.loads(files[1].read_text())
     assert len(document["leaderboard"]) == 4 and all(c["verified"] for c in document["commitments"])
     assert files[0].read_text().startswith("team,label,")
+    exported = " ".join(f.read_text() for f in files).lower()
+    assert [s for s in _ground_truth_strings(organisms.values()) if s.lower() in exported] == []
 
 
 def test_no_team_facing_output_carries_ground_truth_text(organisms, tmp_path) -> None:
