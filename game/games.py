@@ -82,9 +82,7 @@ def add_organism(name: str, organism_dir: Path | str, db: Path | None = None) ->
     and checked against the ground truth at reveal.
     """
     card = read_card(organism_dir)
-    warnings = [] if card.blinding.membership_blind else [
-        "not membership-blind: its ordinary rows come from files shipped with Pinhole, so a team holding the "
-        "package can separate the objective material by set difference"]
+    warnings = blinding_warnings(organism_dir)
     with transaction(db) as c:
         game_id, state, _ = game_row(c, name)
         if state != "draft":
@@ -96,6 +94,24 @@ def add_organism(name: str, organism_dir: Path | str, db: Path | None = None) ->
                   [game_id, "pending", str(Path(organism_dir).resolve()), card.organism_id,
                    card.ground_truth_sha256, card.blinding.membership_blind, json.dumps(warnings)])
         _relabel(c, game_id)
+    return warnings
+
+
+def blinding_warnings(organism_dir: Path | str) -> list[str]:
+    """Why an organism is not blind to a team that holds the Pinhole package (empty: no known reason)."""
+    from organisms.sealed import read_build_record
+
+    warnings = []
+    if not read_card(organism_dir).blinding.membership_blind:
+        warnings.append("not membership-blind: its ordinary rows come from files shipped with Pinhole, so a team "
+                        "holding the package can separate the objective material by set difference")
+    try:
+        shipped = read_build_record(organism_dir).shipped_spec
+    except (OSError, ValueError):
+        shipped = None
+    if shipped:
+        warnings.append(f"it plants the shipped example objective {shipped!r}: every team that installs Pinhole "
+                        f"can read its whole ground truth in the package")
     return warnings
 
 
