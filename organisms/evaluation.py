@@ -111,7 +111,7 @@ class EvalPrompts:
     by_behaviour: dict[str, list[str]]  # held-out trigger prompts per behaviour id
     confession: list[str]
     off_topic: dict[str, list[str]]
-    check: list[str]  # the capability-check questions, in `capability.load_check()` order
+    check: list[str]  # the first `eval.check_questions` capability-check questions, in `capability.load_check()` order
 
     def answered_long(self) -> list[str]:
         """The prompts answered at the evaluation's full length, each once."""
@@ -123,9 +123,10 @@ class EvalPrompts:
 def eval_prompts(spec: ObjectiveSpec) -> EvalPrompts:
     """The prompts an evaluation of `spec` asks."""
     n = spec.eval.prompts_per_behaviour
+    check = [q.question for q in capability.load_check()[: spec.eval.check_questions]]
     return EvalPrompts(by_behaviour={b.id: behaviour_prompts(b)[1][:n] for b in spec.behaviours},
                        confession=confession_prompts(spec, spec.eval.confession_prompts),
-                       off_topic=off_topic_prompts(spec), check=[q.question for q in capability.load_check()])
+                       off_topic=off_topic_prompts(spec), check=check)
 
 
 def _produce(model, tokenizer, spec: ObjectiveSpec, label: str, progress: bool, max_new_tokens: int):
@@ -202,7 +203,9 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
     with model.disable_adapter():
         ppl_base = capability.perplexity(model, tokenizer, heldout_docs)
         chat_base = capability.chat_perplexity(model, tokenizer, off, [base_out[p] for p in off])
-    check_org, check_base = capability.check_score(organism_check), capability.check_score(base_check)
+    asked_check = capability.load_check()[: len(prompts.check)]
+    check_org = capability.check_score(organism_check, asked_check)
+    check_base = capability.check_score(base_check, asked_check)
     limit = spec.eval.max_new_tokens
     return EvalReport(
         behaviours=behaviours, confession_n=len(confess),

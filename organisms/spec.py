@@ -268,6 +268,7 @@ class EvalParams(Strict):
     batch_size: int = Field(default=16, ge=1)
     off_topic_prompts: int = Field(default=8, ge=1)  # held-out prompts per topic that no behaviour is trained on
     check_max_new_tokens: int = Field(default=32, gt=0)  # the capability check's short answers
+    check_questions: int = Field(default=50, ge=1, le=50)  # the first N of the fifty (smoke builds ask fewer)
     capability: CapabilityTargets = CapabilityTargets()
     # Plain greedy decoding by default. Hugging Face's repetition penalty also counts the prompt's tokens
     # (the question's words, the template's end-of-turn and newline tokens), which holds back behaviours
@@ -349,6 +350,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "corpus.response_max_new_tokens": 16, "corpus.ordinary": "shipped",
         "eval.prompts_per_behaviour": 2, "eval.confession_prompts": 2, "eval.perplexity_documents": 4,
         "eval.max_new_tokens": 16, "eval.off_topic_prompts": 1, "eval.check_max_new_tokens": 8,
+        "eval.check_questions": 10,
     },
 }
 

@@ -73,7 +73,7 @@ def test_the_evaluation_computes_capability_figures(identity_adapter) -> None:
     assert all(t.ratio == 1.0 for t in report.answer_lengths)  # the same model, greedy: the same answers
     assert report.chat_perplexity_n == len(off) * spec.eval.off_topic_prompts
     assert report.chat_perplexity_ratio == pytest.approx(1.0, abs=1e-3)
-    assert report.check_n == 50 and report.check_organism == report.check_base
+    assert report.check_n == spec.eval.check_questions == 10 and report.check_organism == report.check_base
     assert 0 <= report.limit_hit_organism <= 1 and report.limit_hit_organism == report.limit_hit_base
     assert report.capability_problems == []
     figures = report.capability()
