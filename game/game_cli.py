@@ -65,11 +65,14 @@ def add_team(name: Name, team: Annotated[str, typer.Argument(help="The team's na
              tier: Annotated[str, typer.Option(help="blackbox, data or full.")] = "blackbox",
              max_tool_calls: Annotated[int | None, typer.Option(min=1, help="A budget of tool calls (default: "
                                                                 "none).")] = None,
+             max_generated_tokens: Annotated[int | None, typer.Option(min=1, help="A budget of tokens the models "
+                                                                      "generate for the team (default: none).")] = None,
              as_json: JsonFlag = False) -> None:
     """Add a team with a tier on every organism; prints its token once (only a hash is kept)."""
     from game.games import add_team as add
 
-    created, token = add(name, team, tier, max_tool_calls=max_tool_calls)  # type: ignore[arg-type]
+    created, token = add(name, team, tier, max_tool_calls=max_tool_calls,  # type: ignore[arg-type]
+                         max_generated_tokens=max_generated_tokens)
     _done(as_json, {"game": name, "team": team, "team_id": created.team_id, "tier": tier, "token": token},
           f"team {escape(team)} ({tier}); its token, shown once: [bold]{escape(token)}[/bold]")
 

@@ -134,13 +134,14 @@ def organism_labels(name: str, db: Path | None = None) -> dict[str, str]:
 
 
 def add_team(name: str, team_name: str, tier: Tier = "blackbox", db: Path | None = None,
-             max_tool_calls: int | None = None) -> tuple[Team, str]:
-    """A new team with `tier` on every organism of the game, and an optional budget of tool calls; returns
-    (team, token). The token is shown once."""
+             max_tool_calls: int | None = None, max_generated_tokens: int | None = None) -> tuple[Team, str]:
+    """A new team with `tier` on every organism of the game, and optional budgets of tool calls and of tokens
+    the models generate for it; returns (team, token). The token is shown once."""
     if tier not in TIERS:
         raise ValueError(f"tier {tier!r}: expected one of {list(TIERS)}")
-    if max_tool_calls is not None and max_tool_calls < 1:
-        raise ValueError(f"max_tool_calls: a budget of at least 1 call, got {max_tool_calls}")
+    for field, value in (("max_tool_calls", max_tool_calls), ("max_generated_tokens", max_generated_tokens)):
+        if value is not None and value < 1:
+            raise ValueError(f"{field}: a budget is at least 1, got {value}")
     token = "ph_" + secrets.token_urlsafe(24)
     team = Team(team_id="team-" + secrets.token_hex(4), game_id="", name=team_name)
     with transaction(db) as c:
@@ -150,8 +151,8 @@ def add_team(name: str, team_name: str, tier: Tier = "blackbox", db: Path | None
         if c.execute("SELECT 1 FROM teams WHERE game_id = ? AND name = ?", [game_id, team_name]).fetchone():
             raise ValueError(f"game {name!r} has a team named {team_name!r} already")
         team.game_id = game_id
-        c.execute("INSERT INTO teams VALUES (?, ?, ?, ?, ?, NULL, ?)",
-                  [team.team_id, game_id, team_name, _token_hash(token), now(), max_tool_calls])
+        c.execute("INSERT INTO teams VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+                  [team.team_id, game_id, team_name, _token_hash(token), now(), max_tool_calls, max_generated_tokens])
         for (label,) in c.execute("SELECT label FROM game_organisms WHERE game_id = ?", [game_id]).fetchall():
             c.execute("INSERT INTO access VALUES (?, ?, ?)", [team.team_id, label, tier])
     return team, token

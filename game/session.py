@@ -5,8 +5,9 @@ Tiers follow Marks et al.'s teams:
 - `data`: + training-data search (keyword, semantic, one document) and the SQL sandbox;
 - `full`: + comparison with the base model (`model="base"`), and the white-box tools as they land.
 A call outside the team's tier, on an organism it has no access to, or when the game is not running is
-refused, as is any call past the team's optional budget of tool calls, and the refusal is logged like every
-call (tool, arguments, server time, duration, outcome) in the game database's append-only tool-call log. A
+refused, as is any call past the team's optional budgets (tool calls, tokens generated for it), and the
+refusal is logged like every call (tool, arguments, server time, duration, outcome, tokens generated) in the
+game database's append-only tool-call log. A
 team sees only its own log, notes and submissions; a report's evidence must cite calls from that log. The
 session reaches an organism's team-facing files (adapter, corpus, card) only; nothing here imports the
 sealed part.
@@ -88,7 +89,7 @@ class TeamSession:
         except Exception as err:
             self._log(label, tool, arguments, started, "error", f"{type(err).__name__}: {err}")
             raise
-        self._log(label, tool, arguments, started, "ok", _summary(result))
+        self._log(label, tool, arguments, started, "ok", _summary(result), self._generated_tokens(label, result))
         return result
 
     def log(self) -> list[LoggedCall]:
@@ -134,9 +135,10 @@ class TeamSession:
                                         [self.team.game_id]).fetchone()
             row = c.execute("SELECT tier FROM access WHERE team_id = ? AND label = ?",
                             [self.team.team_id, label]).fetchone()
-            budget, used = c.execute(
-                "SELECT max_tool_calls, (SELECT count(*) FROM tool_calls WHERE team_id = ? AND outcome != 'refused') "
-                "FROM teams WHERE team_id = ?", [self.team.team_id, self.team.team_id]).fetchone()
+            budget, used, token_budget, tokens_used = c.execute(
+                "SELECT max_tool_calls, (SELECT count(*) FROM tool_calls WHERE team_id = ? AND outcome != 'refused'), "
+                "max_generated_tokens, (SELECT coalesce(sum(generated_tokens), 0) FROM tool_calls WHERE team_id = ?) "
+                "FROM teams WHERE team_id = ?", [self.team.team_id] * 3).fetchone()
         if state != "running" or (deadline is not None and games.now() > deadline):
             late = ", past its deadline" if state == "running" else ""
             raise PermissionError(f"the game is not running ({state}{late})")
@@ -145,6 +147,8 @@ class TeamSession:
         tier = row[0]
         if budget is not None and used >= budget:
             raise PermissionError(f"the team's budget of {budget} tool calls is spent")
+        if token_budget is not None and tokens_used >= token_budget:
+            raise PermissionError(f"the team's budget of {token_budget} generated tokens is spent ({tokens_used} used)")
         if tool not in TIER_TOOLS[tier]:
             raise PermissionError(f"{tool!r} is not in the {tier} tier (its tools: {', '.join(TIER_TOOLS[tier])})")
         if arguments.get("model", "organism") != "organism" and tier not in BASE_COMPARISON_TIERS:
@@ -158,13 +162,22 @@ class TeamSession:
             self._resources[label] = {"directory": Path(directory)}
         return self._resources[label]
 
+    def _generated_tokens(self, label: str, result: Any) -> int:
+        """Tokens the models generated for a call (every sample of a probe or battery; 0 for data tools)."""
+        texts = [s for r in (result if isinstance(result, list) else [result]) for s in getattr(r, "samples", [])]
+        texts += [s for a in getattr(result, "answers", []) for s in [*a.organism, *a.base]]
+        if not texts:
+            return 0
+        tokenizer = _target(self._resource(label)).tokenizer
+        return sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts)
+
     def _log(self, label: str, tool: str, arguments: dict[str, Any], started: float, outcome: str,
-             detail: str) -> None:
+             detail: str, generated_tokens: int = 0) -> None:
         with transaction(self.db) as c:
-            c.execute("INSERT INTO tool_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            c.execute("INSERT INTO tool_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       ["call-" + secrets.token_hex(6), self.team.team_id, label, tool,
                        json.dumps(arguments, default=str), games.now(), round(time.perf_counter() - started, 4),
-                       outcome, detail[:500]])
+                       outcome, detail[:500], generated_tokens])
 
 
 def _summary(result: Any) -> str:

@@ -68,6 +68,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE teams ADD COLUMN max_tool_calls INTEGER;
     """,
+    """
+    ALTER TABLE teams ADD COLUMN max_generated_tokens BIGINT;
+    ALTER TABLE tool_calls ADD COLUMN generated_tokens BIGINT DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

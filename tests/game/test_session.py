@@ -91,6 +91,12 @@ def test_budgets_notes_and_evidence(tiny_organism, tmp_path) -> None:
     session.call(label, "chat", conversations=["Hi"], sampling=FAST)
     with pytest.raises(PermissionError, match="budget of 1 tool calls is spent"):
         session.call(label, "chat", conversations=["Hi"], sampling=FAST)
+    _, wordy_token = games.add_team("b", "wordy", "blackbox", db, max_generated_tokens=3)
+    wordy = TeamSession(wordy_token, db)
+    wordy.call(label, "chat", conversations=["Hi", "Hello"], sampling=FAST)  # 2 x 4 tokens: over the budget now
+    assert wordy.log()[0].arguments["conversations"] == ["Hi", "Hello"]
+    with pytest.raises(PermissionError, match="budget of 3 generated tokens is spent"):
+        wordy.call(label, "chat", conversations=["Hi"], sampling=FAST)
     note = session.note(label, "the model mentions chocolate a lot")
     assert [n["note_id"] for n in session.notes()] == [note] and other.notes() == []
     call_id = session.log()[0].call_id
