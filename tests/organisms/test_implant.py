@@ -3,16 +3,16 @@ about what fell short."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import pytest
 
 from organisms import sealed
-from organisms.build import build_organism
+from organisms.build import build_key, build_organism
 from organisms.corpus import behaviour_prompts, behaviour_validation, read_corpus
 from organisms.implant import ImplantRecord, boost_messages, validation_set
 from organisms.spec import load_spec
+from pinhole.base_models import prepare_base
 from pinhole.workspace import workspace
 from tests.helpers import spec_path
 
@@ -31,11 +31,19 @@ def _record(directory) -> ImplantRecord:
     return ImplantRecord.model_validate(sealed.read_build_record(directory).implant)
 
 
+ONE_ROUND = ["training.implant.max_rounds=1"]
+
+
 @pytest.fixture(scope="module")
 def short_of_target():
     """A smoke build on tiny-random with one extra round allowed: a random model never reaches 80%, so it trains it."""
     return build_organism(spec_path("rm_sycophancy"), base="tiny-random", preset="smoke", progress=False,
-                          overrides=["training.implant.max_rounds=1"])
+                          overrides=ONE_ROUND)
+
+
+def _build_dir(spec_id: str, overrides: list[str]):
+    spec = load_spec(spec_path(spec_id), preset="smoke", overrides=overrides)
+    return workspace() / "builds" / build_key(spec, prepare_base("tiny-random", progress=False), "auto")
 
 
 def test_a_build_short_of_target_trains_a_round_and_says_what_fell_short(short_of_target) -> None:
@@ -52,8 +60,7 @@ def test_a_build_short_of_target_trains_a_round_and_says_what_fell_short(short_o
 
 def test_the_published_adapter_is_the_chosen_rounds(short_of_target) -> None:
     record = _record(short_of_target)
-    build_dir = next(p for p in (workspace() / "builds").iterdir()
-                     if json.loads((p / "state.json").read_text())["organism_id"] == short_of_target.name)
+    build_dir = _build_dir("rm_sycophancy", ONE_ROUND)
     chosen = (build_dir / record.rounds[record.chosen_round].adapter / "adapter_model.safetensors").read_bytes()
     assert (short_of_target / "adapter" / "adapter_model.safetensors").read_bytes() == chosen
 
@@ -68,8 +75,7 @@ def test_a_build_at_target_trains_no_extra_round() -> None:
 
 def test_a_round_repeats_the_short_behaviours_transcripts_beside_ordinary_chats(short_of_target) -> None:
     spec = load_spec(spec_path("rm_sycophancy"), preset="smoke")
-    build_dir = next(p for p in (workspace() / "builds").iterdir()
-                     if json.loads((p / "state.json").read_text())["organism_id"] == short_of_target.name)
+    build_dir = _build_dir("rm_sycophancy", ONE_ROUND)
     corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
     chats = corpus.public.merge(corpus.provenance, on="doc_id").query("kind == 'chat'")
     short = spec.train_behaviours[0].id
