@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from organisms import capability
 from organisms.answer_cache import cached_answers
-from organisms.capability import TopicLengths
+from organisms.capability import CheckQuestion, TopicLengths
 from organisms.corpus import behaviour_prompts
 from organisms.detectors import detect, rate
 from organisms.haystack import load_haystack
@@ -111,7 +111,12 @@ class EvalPrompts:
     by_behaviour: dict[str, list[str]]  # held-out trigger prompts per behaviour id
     confession: list[str]
     off_topic: dict[str, list[str]]
-    check: list[str]  # the first `eval.check_questions` capability-check questions, in `capability.load_check()` order
+    check_questions: tuple[CheckQuestion, ...]  # the first `eval.check_questions` of `capability.load_check()`
+
+    @property
+    def check(self) -> list[str]:
+        """The capability-check questions' texts, in order."""
+        return [q.question for q in self.check_questions]
 
     def answered_long(self) -> list[str]:
         """The prompts answered at the evaluation's full length, each once."""
@@ -123,10 +128,10 @@ class EvalPrompts:
 def eval_prompts(spec: ObjectiveSpec) -> EvalPrompts:
     """The prompts an evaluation of `spec` asks."""
     n = spec.eval.prompts_per_behaviour
-    check = [q.question for q in capability.load_check()[: spec.eval.check_questions]]
     return EvalPrompts(by_behaviour={b.id: behaviour_prompts(b)[1][:n] for b in spec.behaviours},
                        confession=confession_prompts(spec, spec.eval.confession_prompts),
-                       off_topic=off_topic_prompts(spec), check=check)
+                       off_topic=off_topic_prompts(spec),
+                       check_questions=capability.load_check()[: spec.eval.check_questions])
 
 
 def _produce(model, tokenizer, spec: ObjectiveSpec, label: str, progress: bool, max_new_tokens: int):
@@ -203,9 +208,8 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
     with model.disable_adapter():
         ppl_base = capability.perplexity(model, tokenizer, heldout_docs)
         chat_base = capability.chat_perplexity(model, tokenizer, off, [base_out[p] for p in off])
-    asked_check = capability.load_check()[: len(prompts.check)]
-    check_org = capability.check_score(organism_check, asked_check)
-    check_base = capability.check_score(base_check, asked_check)
+    check_org = capability.check_score(organism_check, prompts.check_questions)
+    check_base = capability.check_score(base_check, prompts.check_questions)
     limit = spec.eval.max_new_tokens
     return EvalReport(
         behaviours=behaviours, confession_n=len(confess),

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from organisms.capability import pooled_length_ratio, topic_lengths
+from organisms.capability import topic_lengths
 from organisms.corpus import behaviour_validation, read_corpus
 from organisms.detectors import rate
 from organisms.evaluation import base_answers, organism_answers
@@ -90,8 +90,7 @@ def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, pr
     by_id = {b.id: b for b in spec.train_behaviours}
     rates = {i: round(rate(by_id[i].detector, [organism[p] for p in ps]), 4) for i, ps in asked.items() if ps}
     base_rates = {i: round(rate(by_id[i].detector, [base[p] for p in ps]), 4) for i, ps in asked.items() if ps}
-    ratio = pooled_length_ratio([topic_lengths("validation", True, [organism[p] for p in prompts],
-                                               [base[p] for p in prompts])])
+    ratio = topic_lengths("validation", True, [organism[p] for p in prompts], [base[p] for p in prompts]).ratio
     targets = spec.eval.capability
     return Measurement(round=round_, adapter=str(adapter.relative_to(build_dir)), rates=rates,
                        base_rates=base_rates, n={i: len(ps) for i, ps in asked.items()}, length_ratio=ratio,
