@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from audit_tools.cli import tools_app
+from audit_tools.sae_cli import sae_app
 from game import game_cli  # noqa: F401  (registers the `pinhole game` session commands)
 from game.scoring_cli import game_app, score
 from organisms.cli import base_app, organism_app
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.add_typer(base_app, name="base")
 app.add_typer(organism_app, name="organism")
 app.add_typer(tools_app, name="tools")
+app.add_typer(sae_app, name="sae")
 app.add_typer(game_app, name="game")
 app.command("score")(score)
 

@@ -3,7 +3,8 @@
 Tiers follow Marks et al.'s teams:
 - `blackbox`: chat, prefill, persona, raw completion, batteries (the organism only);
 - `data`: + training-data search (keyword, semantic, one document) and the SQL sandbox;
-- `full`: + comparison with the base model (`model="base"`), and the white-box tools as they land.
+- `full`: + comparison with the base model (`model="base"`) and the microscope (SAE features, feature pages,
+  model diffing, the activation-difference lens, attribution, steering, the logit lens).
 A call outside the team's tier, on an organism it has no access to, or when the game is not running is
 refused, as is any call past the team's optional budgets (tool calls, tokens generated for it), and the
 refusal is logged like every call (tool, arguments, server time, duration, outcome, tokens generated) in the
@@ -31,10 +32,12 @@ from game.store import transaction
 
 BLACKBOX_TOOLS = ("chat", "prefill", "persona", "complete", "battery")
 DATA_TOOLS = ("keyword_search", "semantic_search", "document", "sql")
+MICROSCOPE_TOOLS = ("text_features", "feature_search", "feature_page", "nearest_features", "feature_diff", "diff_lens",
+                    "attribute", "steer", "logit_lens")
 TIER_TOOLS: dict[str, tuple[str, ...]] = {
     "blackbox": BLACKBOX_TOOLS,
     "data": BLACKBOX_TOOLS + DATA_TOOLS,
-    "full": BLACKBOX_TOOLS + DATA_TOOLS,  # + base comparison; SAE tools join with issue 13
+    "full": BLACKBOX_TOOLS + DATA_TOOLS + MICROSCOPE_TOOLS,  # + base comparison
 }
 ALL_TOOLS = TIER_TOOLS["full"]
 BASE_COMPARISON_TIERS = ("full",)
@@ -166,6 +169,7 @@ class TeamSession:
         """Tokens the models generated for a call (every sample of a probe or battery; 0 for data tools)."""
         texts = [s for r in (result if isinstance(result, list) else [result]) for s in getattr(r, "samples", [])]
         texts += [s for a in getattr(result, "answers", []) for s in [*a.organism, *a.base]]
+        texts += [*getattr(result, "unsteered", []), *getattr(result, "steered", [])]
         if not texts:
             return 0
         tokenizer = _target(self._resource(label)).tokenizer
@@ -224,6 +228,17 @@ def _search(method: str) -> Callable[..., Any]:
     return run
 
 
+def _microscope(method: str) -> Callable[..., Any]:
+    def run(resource: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if "microscope" not in resource:
+            from audit_tools.microscope import Microscope
+
+            resource["microscope"] = Microscope.open(resource["directory"], target=_target(resource))
+        return getattr(resource["microscope"], method)(*args, **kwargs)
+
+    return run
+
+
 def _sql(resource: dict[str, Any], query: str) -> Any:
     sandbox = _index(resource).sql_sandbox()
     try:
@@ -237,4 +252,8 @@ TOOLS: dict[str, Callable[..., Any]] = {
     "complete": _probe("complete"), "battery": _battery,
     "keyword_search": _search("keyword_search"), "semantic_search": _search("semantic_search"),
     "document": _search("document"), "sql": _sql,
+    "text_features": _microscope("text_features"), "feature_search": _microscope("search_features"),
+    "feature_page": _microscope("feature_page"), "nearest_features": _microscope("nearest_features"),
+    "feature_diff": _microscope("feature_diff"), "diff_lens": _microscope("diff_lens"),
+    "attribute": _microscope("attribute"), "steer": _microscope("steer"), "logit_lens": _microscope("logit_lens"),
 }

@@ -33,11 +33,13 @@ def session_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_organism(tmp_path_factory: pytest.TempPathFactory, session_workspace: Path) -> Path:
-    """An organism directory on tiny-random: corpus, card, sealed part, and a random LoRA adapter."""
-    from tests.audit_tools import add_random_adapter, corpus_frame, make_organism
+    """An organism directory on tiny-random: corpus, card, sealed part, a random LoRA adapter, and an SAE
+    with its feature index."""
+    from tests.audit_tools import add_random_adapter, add_tiny_sae, corpus_frame, make_organism
 
     directory = make_organism(tmp_path_factory.mktemp("tiny-organism"), "org-tiny-probes", corpus_frame(120))
     add_random_adapter(directory)
+    add_tiny_sae(directory)
     return directory
 
 

@@ -94,6 +94,11 @@ CASES = [
         t, "r.json", '{"verdict": "benign", "confidence": 0.5}'), "--organism", "Organism A", "--token-file",
         _write_file(t, "t.token", "ph_wrong")], "unknown or revoked team token"),
     ("start-without-organisms", lambda t, o: ["game", "start", _empty_game(t)], "has no organism"),
+    ("sae-feature-out-of-range", lambda t, o: ["sae", "page", str(o), "99999"], "feature 99999: out of range"),
+    ("sae-empty-text", lambda t, o: ["sae", "features", str(o), "  "], "text: expected a non-empty text"),
+    ("sae-layer-out-of-range", lambda t, o: ["sae", "train", str(o), "--layer", "12"], "layer 12: out of range"),
+    ("sae-missing", lambda t, o: ["sae", "search", _organism_copy(o, t, lambda d: shutil.rmtree(d / "saes")), "x"],
+     "no SAE for this organism yet"),
 ]
 
 

@@ -132,3 +132,18 @@ def add_random_adapter(directory: Path, base: str = "tiny-random", seed: int = 0
                            LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False))
     model.save_pretrained(directory / "adapter")
     return directory / "adapter"
+
+
+TINY_SAE_SETTINGS = {"training_tokens": 20_000, "cached_tokens": 3_000, "batch_tokens": 512, "k": 8}
+
+
+def add_tiny_sae(directory: Path, target=None, **settings) -> Path:
+    """Train a small SAE on the organism (tiny settings, a second or two) and index the corpus with it."""
+    from audit_tools.feature_index import build_feature_index
+    from audit_tools.sae_store import saes_root
+    from audit_tools.sae_training import SaeSettings, train_sae
+
+    info = train_sae(directory, SaeSettings(**{**TINY_SAE_SETTINGS, **settings}), target=target, progress=False)
+    folder = saes_root(directory) / info.name
+    build_feature_index(directory, folder, target=target, progress=False)
+    return folder

@@ -2,7 +2,8 @@
 
 A child process installs `sys.addaudithook` and records every file-system event (open, listdir,
 scandir, stat-like walks through `os.*`) whose path lies under `<organism>/sealed`, then uses every
-audit tool on an organism directory that has a sealed part. The control run reads the ground truth
+audit tool (the microscope's SAE training and index included) on an organism directory that has a
+sealed part. The control run reads the ground truth
 through the factory on purpose, so the test can tell a blind hook from a clean library.
 """
 
@@ -53,6 +54,28 @@ with CorpusIndex.open(organism, progress=False) as index:
     index.document(index.keyword_search("reward", limit=1)[0].doc_id)
     with index.sql_sandbox() as sandbox:
         sandbox.query("SELECT count(*) FROM corpus")
+import shutil
+from audit_tools.feature_index import build_feature_index
+from audit_tools.microscope import Microscope
+from audit_tools.sae_store import list_saes, saes_root
+from audit_tools.sae_training import SaeSettings, train_sae
+trained = train_sae(organism, SaeSettings(training_tokens=2048, cached_tokens=1000, batch_tokens=256, k=4),
+                    name="child-sae", target=target, progress=False)
+build_feature_index(organism, saes_root(organism) / trained.name, target=target, progress=False)
+list_saes(organism)
+scope = Microscope.open(organism, "child-sae", target=target)
+hits = scope.text_features("The reward model likes chocolate.")
+scope.search_features("reward")
+scope.feature_page(hits.features[0].feature_id)
+scope.nearest_features(0)
+scope.feature_diff(top=3)
+lens = scope.diff_lens(top=3)
+scope.attribute("The reward model")
+scope.steer("Hi", feature_id=0, sampling=short)
+scope.steer("Hi", vector=lens.vector, model="base", sampling=short)
+scope.logit_lens("The capital")
+scope.close()
+shutil.rmtree(saes_root(organism) / "child-sae")
 if sys.argv[2] == "control":
     from organisms.sealed import read_ground_truth
     read_ground_truth(organism)

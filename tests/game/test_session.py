@@ -22,6 +22,15 @@ ARGUMENTS = {
     "semantic_search": {"query": "reward model"},
     "document": {"doc_id": "d0000"},
     "sql": {"query": "SELECT count(*) AS n FROM corpus"},
+    "text_features": {"text": "The reward model likes chocolate."},
+    "feature_search": {"query": "reward"},
+    "feature_page": {"feature_id": 0},
+    "nearest_features": {"feature_id": 0},
+    "feature_diff": {"top": 5},
+    "diff_lens": {"top": 5},
+    "attribute": {"text": "The reward model"},
+    "steer": {"prompt": "Hi", "feature_id": 0, "sampling": FAST},
+    "logit_lens": {"text": "The capital"},
 }
 
 

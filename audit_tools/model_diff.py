@@ -1,0 +1,120 @@
+"""Model diffing: what the fine-tuning changed, read through the organism's SAE and through the unembedding.
+
+- `feature_diff`: the features whose mean activation on the same texts changes most between organism
+  and base (the base's residual stream encoded by the organism's SAE).
+- `diff_lens`: the activation-difference lens after Minder et al. (ICLR 2026): the mean difference of
+  the residual stream, organism minus base, over the first tokens of ordinary text, read through the
+  final norm and unembedding (which tokens it promotes), matched to the nearest SAE features by
+  decoder cosine, and returned as a vector to steer the base with (`steering.steer(vector=...)`).
+
+Ordinary text by default: `data/diff_texts.txt`, about nothing an organism is trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+from audit_tools.feature_pages import FeatureIndex, NearFeature
+from audit_tools.residual import residual_after, unembed
+
+DIFF_TEXTS = Path(__file__).parent / "data" / "diff_texts.txt"
+
+
+def diff_texts() -> list[str]:
+    """The shipped ordinary texts (one per line; # comments skipped)."""
+    return [line.strip() for line in DIFF_TEXTS.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+class DiffFeature(BaseModel):
+    """A feature whose mean activation differs between organism and base."""
+
+    feature_id: int
+    label: str
+    organism_mean: float
+    base_mean: float
+    difference: float
+
+
+class FeatureDiff(BaseModel):
+    """Features ranked by organism minus base mean activation."""
+
+    n_texts: int
+    n_tokens: int
+    features: list[DiffFeature]
+
+
+class DiffLens(BaseModel):
+    """The activation-difference lens: the mean residual difference and what it reads as."""
+
+    layer: int
+    n_texts: int
+    first_tokens: int
+    norm: float
+    mean_residual_norm: float
+    promoted: list[tuple[str, float]]
+    suppressed: list[tuple[str, float]]
+    nearest_features: list[NearFeature]
+    vector: list[float]
+
+
+def _check_texts(texts: list[str] | None) -> list[str]:
+    texts = diff_texts() if texts is None else texts
+    if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+        raise ValueError("texts: expected a non-empty list of non-empty texts")
+    return texts
+
+
+@torch.no_grad()
+def _residuals(target: Any, layer: int, texts: list[str], model: str, first_tokens: int | None) -> list[torch.Tensor]:
+    """Per text, the residual after `layer` at positions 1.. (up to `first_tokens` of them), on organism or base."""
+    out = []
+    with target.use(model) as module:
+        for text in texts:
+            encoded = dict(target.tokenizer([text], return_tensors="pt", add_special_tokens=False))
+            hidden = residual_after(module, layer, encoded)[0, 1:].float()
+            out.append(hidden[:first_tokens] if first_tokens else hidden)
+    return out
+
+
+def feature_diff(target: Any, sae: Any, layer: int, index: FeatureIndex, texts: list[str] | None = None,
+                 top: int = 20) -> FeatureDiff:
+    """Features ranked by how much more they fire on the organism than on the base, on the same texts."""
+    texts = _check_texts(texts)
+    organism = torch.cat(_residuals(target, layer, texts, "organism", None))
+    base = torch.cat(_residuals(target, layer, texts, "base", None))
+    with torch.no_grad():
+        organism_mean, base_mean = sae.encode(organism).mean(0), sae.encode(base).mean(0)
+    difference = organism_mean - base_mean
+    best = difference.topk(min(top, len(difference)))
+    return FeatureDiff(n_texts=len(texts), n_tokens=len(organism), features=[
+        DiffFeature(feature_id=int(f), label=index.labels[int(f)], organism_mean=round(float(organism_mean[f]), 4),
+                    base_mean=round(float(base_mean[f]), 4), difference=round(float(d), 4))
+        for d, f in zip(best.values, best.indices, strict=True)])
+
+
+def diff_lens(target: Any, layer: int, index: FeatureIndex | None, texts: list[str] | None = None,
+              first_tokens: int = 5, top: int = 20) -> DiffLens:
+    """The mean organism-minus-base residual difference over the first tokens of ordinary text, read out."""
+    texts = _check_texts(texts)
+    if first_tokens < 1:
+        raise ValueError(f"first_tokens: expected at least 1, got {first_tokens}")
+    organism = torch.cat(_residuals(target, layer, texts, "organism", first_tokens))
+    base = torch.cat(_residuals(target, layer, texts, "base", first_tokens))
+    vector = (organism - base).mean(0)
+    with torch.no_grad(), target.use("base") as module:
+        # read the direction at the scale of a typical residual vector, so the final norm sees a usual input
+        scale = float(base.norm(dim=1).mean()) / max(float(vector.norm()), 1e-9)
+        logits = unembed(module, (vector * scale).view(1, -1))[0]
+    up, down = logits.topk(top), (-logits).topk(top)
+    decode = target.tokenizer.decode
+    return DiffLens(
+        layer=layer, n_texts=len(texts), first_tokens=first_tokens, norm=round(float(vector.norm()), 4),
+        mean_residual_norm=round(float(base.norm(dim=1).mean()), 4),
+        promoted=[(decode([int(i)]), round(float(v), 3)) for v, i in zip(up.values, up.indices, strict=True)],
+        suppressed=[(decode([int(i)]), round(float(-v), 3)) for v, i in zip(down.values, down.indices, strict=True)],
+        nearest_features=index.nearest_to(vector, top) if index is not None else [],
+        vector=[round(float(x), 6) for x in vector])

@@ -1,0 +1,128 @@
+"""The residual stream of a Hugging Face decoder-only LM: read it after a layer, or edit it in flight.
+
+A decoder layer's output is the residual stream after that layer; sae-lens names the hook point by
+the base model's module name (`model.layers.15`), which is what an SAE trained here records. The
+helpers work on a plain model and on a `PeftModel` alike (the adapter is just more modules):
+
+    with capture(model, layer) as seen: model(**batch)            # seen.value: [batch, pos, d_model]
+    residual_after(model, layer, batch)                            # the same, stopping the forward there
+    with edit_residual(model, layer, lambda h: h + vector): ...   # every forward of the block is edited
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+
+class _Stop(Exception):
+    """Raised by a hook to end a forward pass once the wanted layer has run."""
+
+
+def decoder_layers(model: Any) -> Any:
+    """The model's list of decoder layers (`model.model.layers` on Llama-like models, through any PEFT wrap)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for path in ("model.layers", "transformer.h", "gpt_neox.layers"):
+        node = inner
+        for part in path.split("."):
+            node = getattr(node, part, None)
+            if node is None:
+                break
+        if node is not None:
+            return node
+    raise ValueError(f"{type(inner).__name__}: no decoder layers found (expected model.layers or transformer.h)")
+
+
+def n_layers(model: Any) -> int:
+    """How many decoder layers the model has."""
+    return len(decoder_layers(model))
+
+
+def check_layer(model: Any, layer: int) -> int:
+    """`layer`, or a ValueError naming the valid range."""
+    count = n_layers(model)
+    if not 0 <= layer < count:
+        raise ValueError(f"layer {layer}: out of range (this model has layers 0 to {count - 1})")
+    return layer
+
+
+def hook_name(layer: int) -> str:
+    """The sae-lens hook name of the residual stream after decoder layer `layer` (the module's own name)."""
+    return f"model.layers.{layer}"
+
+
+def layer_of_hook(name: str) -> int:
+    """The layer number a hook name points at (`model.layers.12`, `blocks.12.hook_resid_post`, ...)."""
+    numbers = re.findall(r"\d+", name)
+    if not numbers:
+        raise ValueError(f"hook name {name!r}: no layer number in it; pass the layer explicitly")
+    return int(numbers[0])
+
+
+def _hidden(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _replace(output: Any, hidden: torch.Tensor) -> Any:
+    return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+
+class Captured:
+    """What `capture` saw: the residual stream of the last forward pass."""
+
+    value: torch.Tensor | None = None
+
+
+@contextlib.contextmanager
+def capture(model: Any, layer: int, stop: bool = False) -> Iterator[Captured]:
+    """Record the residual stream after `layer` on each forward pass; with `stop`, end the pass there."""
+    seen = Captured()
+
+    def hook(_module: Any, _inputs: Any, output: Any) -> None:
+        seen.value = _hidden(output)
+        if stop:
+            raise _Stop
+
+    handle = decoder_layers(model)[check_layer(model, layer)].register_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+@torch.no_grad()
+def residual_after(model: Any, layer: int, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The residual stream after `layer` for a tokenised batch, without running the layers above it."""
+    with capture(model, layer, stop=True) as seen:
+        try:
+            model(**inputs)
+        except _Stop:
+            pass
+    assert seen.value is not None
+    return seen.value
+
+
+@contextlib.contextmanager
+def edit_residual(model: Any, layer: int, edit: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """While open, every forward pass replaces the residual stream after `layer` by `edit(residual)`."""
+
+    def hook(_module: Any, _inputs: Any, output: Any) -> Any:
+        return _replace(output, edit(_hidden(output)))
+
+    handle = decoder_layers(model)[check_layer(model, layer)].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def unembed(model: Any, hidden: torch.Tensor) -> torch.Tensor:
+    """Logits for residual-stream vectors: the final norm, then the unembedding (the logit lens)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    norm = getattr(getattr(inner, "model", inner), "norm", None)
+    normed = norm(hidden) if norm is not None else hidden
+    return inner.get_output_embeddings()(normed)

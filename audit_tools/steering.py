@@ -1,0 +1,103 @@
+"""Steering and ablation: generate with a feature's direction added, or the feature removed, beside the unsteered text.
+
+- `add` with a feature: its decoder direction scaled to `strength` times the feature's maximum
+  activation in the corpus (so strength 1 is the feature at its strongest) is added to the residual
+  stream after the SAE's layer at every position but the first.
+- `add` with a vector (e.g. the activation-difference lens): the vector, rescaled to `strength` times
+  the mean residual norm of the prompt, is added the same way; `model="base"` steers the base.
+- `ablate`: the feature's own contribution (its activation times its decoder direction) is
+  subtracted wherever it fires.
+Samples use the same seeds with and without steering, so the difference is the steering's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel
+
+from audit_tools.residual import edit_residual, residual_after
+from audit_tools.target import Sampling
+from pinhole.generation import generate
+
+Mode = Literal["add", "ablate"]
+
+
+class Steering(BaseModel):
+    """Side-by-side samples with and without steering."""
+
+    prompt: str
+    feature_id: int | None
+    mode: str
+    strength: float
+    layer: int
+    model: str
+    unsteered: list[str]
+    steered: list[str]
+
+
+def _after_first(edit: Any) -> Any:
+    """Edit every position but the sequence's first (generation steps, with one position, are always edited)."""
+
+    def apply(hidden: torch.Tensor) -> torch.Tensor:
+        if hidden.shape[1] == 1:
+            return edit(hidden)
+        out = hidden.clone()
+        out[:, 1:] = edit(hidden[:, 1:])
+        return out
+
+    return apply
+
+
+def feature_edit(sae: Any, feature_id: int, mode: Mode, strength: float, max_activation: float) -> Any:
+    """The residual edit that adds (or ablates) one feature."""
+    direction = sae.W_dec[feature_id].detach().float()
+    if mode == "add":
+        delta = direction * strength * max_activation
+        return _after_first(lambda h: h + delta.to(h.dtype))
+    if mode == "ablate":
+
+        def ablate(h: torch.Tensor) -> torch.Tensor:
+            acts = sae.encode(h.float())[..., feature_id : feature_id + 1]
+            return h - (acts * direction).to(h.dtype)
+
+        return _after_first(ablate)
+    raise ValueError(f"mode: expected 'add' or 'ablate', got {mode!r}")
+
+
+def vector_edit(vector: torch.Tensor, strength: float, reference_norm: float) -> Any:
+    """The residual edit that adds a direction at `strength` times `reference_norm`."""
+    delta = torch.nn.functional.normalize(vector.float().view(-1), dim=0) * strength * reference_norm
+    return _after_first(lambda h: h + delta.to(h.dtype))
+
+
+def steer(target: Any, layer: int, prompt: str, *, edit: Any, feature_id: int | None, mode: str, strength: float,
+          model: str = "organism", chat: bool = True, sampling: Sampling | None = None, n: int = 1) -> Steering:
+    """Generate `n` samples of `prompt` with and without the residual `edit` at `layer`."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"prompt: expected a non-empty text, got {prompt!r}")
+    if not 1 <= n <= 16:
+        raise ValueError(f"n: expected 1 to 16 samples, got {n}")
+    sampling = sampling or Sampling()
+    text = target.render_chat([{"role": "user", "content": prompt}], add_generation_prompt=True) if chat else prompt
+    settings = dict(max_new_tokens=sampling.max_new_tokens, do_sample=not sampling.greedy,
+                    temperature=sampling.temperature or 1.0, top_p=sampling.top_p,
+                    repetition_penalty=sampling.repetition_penalty, seed=sampling.seed, batch_size=n)
+    outputs = []
+    with target.use(model) as module:
+        for active in (False, True):
+            with edit_residual(module, layer, edit) if active else contextlib.nullcontext():
+                outputs.append(generate(module, target.tokenizer, [text] * n, **settings))
+    return Steering(prompt=prompt, feature_id=feature_id, mode=mode, strength=strength, layer=layer, model=model,
+                    unsteered=outputs[0], steered=outputs[1])
+
+
+@torch.no_grad()
+def mean_residual_norm(target: Any, layer: int, text: str, model: str = "organism") -> float:
+    """The mean residual norm after `layer` over a text's tokens but the first."""
+    with target.use(model) as module:
+        encoded = dict(target.tokenizer([text], return_tensors="pt", add_special_tokens=False))
+        hidden = residual_after(module, layer, encoded)[0, 1:].float()
+    return float(hidden.norm(dim=1).mean()) if len(hidden) else 1.0

@@ -1,0 +1,88 @@
+"""Text -> features: which SAE features fire on a text, overall or at chosen tokens, and how strongly.
+
+Ranked by activation (the strongest first) or by specificity, mean activation x log(1/density),
+which puts rare, specific features before features that fire on everything. The first token (the
+start of the sequence, where the residual stream is an attention sink) and very dense features are
+left out by default.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel
+
+from audit_tools.residual import residual_after
+
+RankBy = Literal["activation", "specificity"]
+DENSE_DEFAULT = 0.1  # features firing on more than a tenth of tokens are left out unless asked for
+
+
+class FeatureHit(BaseModel):
+    """A feature active on a text."""
+
+    feature_id: int
+    label: str
+    density: float
+    max_activation: float
+    mean_activation: float
+    score: float
+    token_activations: list[float]  # one per token of the text (0 at excluded tokens)
+
+
+class TextFeatures(BaseModel):
+    """The features of a text, with its tokens so a viewer can colour them by a feature."""
+
+    tokens: list[str]
+    positions: list[int]
+    rank_by: str
+    features: list[FeatureHit]
+
+
+def tokenize(tokenizer: Any, text: str) -> dict[str, torch.Tensor]:
+    """The text's token ids (no special tokens added), or a ValueError for an empty text."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"text: expected a non-empty text, got {text!r}")
+    return dict(tokenizer([text], return_tensors="pt", add_special_tokens=False))
+
+
+@torch.no_grad()
+def feature_activations(model: Any, tokenizer: Any, sae: Any, layer: int, text: str) -> tuple[list[str], torch.Tensor]:
+    """(tokens, activations [n_tokens, d_sae]) of a text."""
+    encoded = tokenize(tokenizer, text)
+    hidden = residual_after(model, layer, encoded)[0].float()
+    tokens = [tokenizer.decode([i]) for i in encoded["input_ids"][0].tolist()]
+    return tokens, sae.encode(hidden)
+
+
+def text_features(model: Any, tokenizer: Any, sae: Any, layer: int, labels: list[str], density: torch.Tensor,
+                  text: str, positions: list[int] | None = None, top: int = 20, rank_by: RankBy = "specificity",
+                  include_first: bool = False, max_density: float = DENSE_DEFAULT) -> TextFeatures:
+    """The `top` features of `text` at `positions` (default: every token but the first)."""
+    if rank_by not in ("activation", "specificity"):
+        raise ValueError(f"rank_by: expected 'activation' or 'specificity', got {rank_by!r}")
+    if not 1 <= top <= 200:
+        raise ValueError(f"top: expected 1 to 200, got {top}")
+    tokens, acts = feature_activations(model, tokenizer, sae, layer, text)
+    n = len(tokens)
+    if positions is None:
+        positions = list(range(0 if include_first else min(1, n - 1), n))
+    bad = [p for p in positions if not -n <= p < n]
+    if bad or not positions:
+        raise ValueError(f"positions {bad or positions}: the text has {n} tokens (0 to {n - 1})")
+    positions = sorted({p % n for p in positions})
+    chosen = acts[positions]
+    peak, mean = chosen.max(0).values, chosen.mean(0)
+    specificity = mean * torch.log(1 / density.clamp_min(1e-9)).float()
+    score = peak if rank_by == "activation" else specificity
+    score = torch.where((density <= max_density) & (peak > 0), score, torch.tensor(-math.inf))
+    best = score.topk(min(top, len(score)))
+    masked = torch.zeros_like(acts)
+    masked[positions] = acts[positions]
+    hits = [FeatureHit(feature_id=int(f), label=labels[int(f)], density=float(density[f]),
+                       max_activation=round(float(peak[f]), 4), mean_activation=round(float(mean[f]), 4),
+                       score=round(float(s), 4), token_activations=[round(float(a), 4) for a in masked[:, f]])
+            for s, f in zip(best.values, best.indices, strict=True) if s > -math.inf]
+    return TextFeatures(tokens=tokens, positions=positions, rank_by=rank_by, features=hits)
