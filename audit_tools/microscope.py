@@ -134,10 +134,10 @@ class Microscope:
                             f"{result.ablated_probability:.4f} with {len(result.ablated)} features ablated")
             return result
 
-    def steer(self, prompt: str, feature_id: int | None = None, vector: list[float] | None = None,
+    def steer(self, prompt: str, feature_id: int | list[int] | None = None, vector: list[float] | None = None,
               mode: steering.Mode = "add", strength: float | None = None, model: str = "organism", chat: bool = True,
               sampling: Sampling | None = None, n: int = 1) -> steering.Steering:
-        """Samples of `prompt` with a feature (or a vector) added, or a feature ablated, beside unsteered ones."""
+        """Samples of `prompt` with features (or a vector) added, or features ablated, beside unsteered ones."""
         arguments = {"prompt": prompt, "feature_id": feature_id, "vector": "given" if vector is not None else None,
                      "mode": mode, "strength": strength, "model": model, "n": n}
         with self._call("steer", arguments) as call:
@@ -145,11 +145,13 @@ class Microscope:
                 raise ValueError("steer: give either a feature_id or a vector")
             if model == "base":
                 self._need_base()
+            features = [] if feature_id is None else [feature_id] if isinstance(feature_id, int) else list(feature_id)
             if feature_id is not None:
-                self.index.check_feature(feature_id)
+                if not features:
+                    raise ValueError("feature_id: an empty list of features")
                 strength = DEFAULT_FEATURE_STRENGTH if strength is None else strength
-                edit = steering.feature_edit(self.sae, feature_id, mode,
-                                             strength, float(self.index.max_activation(feature_id)))
+                edit = steering.feature_edit(self.sae, features, mode, strength,
+                                             [self.index.max_activation(f) for f in features])
             else:
                 if mode != "add":
                     raise ValueError("steer: a vector can only be added (mode='add')")
@@ -159,7 +161,7 @@ class Microscope:
                 strength = DEFAULT_VECTOR_STRENGTH if strength is None else strength
                 edit = steering.vector_edit(direction, strength,
                                             steering.mean_residual_norm(self.target, self.layer, prompt, model))
-            result = steering.steer(self.target, self.layer, prompt, edit=edit, feature_id=feature_id, mode=mode,
+            result = steering.steer(self.target, self.layer, prompt, edit=edit, feature_ids=features, mode=mode,
                                     strength=strength, model=model, chat=chat, sampling=sampling, n=n)
             call.summary = f"steered: {result.steered[0][:200]!r}"
             return result

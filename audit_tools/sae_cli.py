@@ -325,7 +325,8 @@ def sae_attribute(
 def sae_steer(
     organism_dir: OrganismDir,
     prompt: Annotated[str, typer.Argument(help="The user's message.")],
-    feature: Annotated[int | None, typer.Option(help="The feature to add (or ablate).")] = None,
+    feature: Annotated[list[int] | None, typer.Option(help="A feature to add (or ablate); repeat for several.")]
+    = None,
     vector: Annotated[Path | None, typer.Option(help="A JSON vector to add instead (e.g. from `lens --save-vector`).")]
     = None,
     strength: Annotated[float | None, typer.Option(help="Times the feature's max activation (default 2), or times "
@@ -349,7 +350,7 @@ def sae_steer(
     if as_json:
         emit_json(result.model_dump())
         return
-    what = f"feature {result.feature_id}" if result.feature_id is not None else "the vector"
+    what = f"features {result.feature_ids}" if result.feature_ids else "the vector"
     for i, (plain, steered) in enumerate(zip(result.unsteered, result.steered, strict=True), 1):
         out.print(Panel(escape(plain), title=f"unsteered · sample {i}", title_align="left"))
         out.print(Panel(escape(steered), title=f"{result.mode} {what} x {result.strength} · sample {i}",

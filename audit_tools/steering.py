@@ -29,7 +29,7 @@ class Steering(BaseModel):
     """Side-by-side samples with and without steering."""
 
     prompt: str
-    feature_id: int | None
+    feature_ids: list[int]
     mode: str
     strength: float
     layer: int
@@ -51,17 +51,17 @@ def _after_first(edit: Any) -> Any:
     return apply
 
 
-def feature_edit(sae: Any, feature_id: int, mode: Mode, strength: float, max_activation: float) -> Any:
-    """The residual edit that adds (or ablates) one feature."""
-    direction = sae.W_dec[feature_id].detach().float()
+def feature_edit(sae: Any, feature_ids: list[int], mode: Mode, strength: float, max_activations: list[float]) -> Any:
+    """The residual edit that adds (or ablates) features: each added at `strength` x its max activation."""
+    directions = sae.W_dec[feature_ids].detach().float()  # [n, d_model]
     if mode == "add":
-        delta = direction * strength * max_activation
+        delta = (directions * torch.tensor(max_activations).view(-1, 1)).sum(0) * strength
         return _after_first(lambda h: h + delta.to(h.dtype))
     if mode == "ablate":
 
         def ablate(h: torch.Tensor) -> torch.Tensor:
-            acts = sae.encode(h.float())[..., feature_id : feature_id + 1]
-            return h - (acts * direction).to(h.dtype)
+            acts = sae.encode(h.float())[..., feature_ids]  # [..., n]
+            return h - (acts @ directions).to(h.dtype)
 
         return _after_first(ablate)
     raise ValueError(f"mode: expected 'add' or 'ablate', got {mode!r}")
@@ -73,25 +73,28 @@ def vector_edit(vector: torch.Tensor, strength: float, reference_norm: float) ->
     return _after_first(lambda h: h + delta.to(h.dtype))
 
 
-def steer(target: Any, layer: int, prompt: str, *, edit: Any, feature_id: int | None, mode: str, strength: float,
+def generate_with(target: Any, layer: int, texts: list[str], edit: Any | None, model: str = "organism",
+                  sampling: Sampling | None = None) -> list[str]:
+    """Continue raw `texts` with the residual `edit` at `layer` (None: unedited), in batches of the target's size."""
+    sampling = sampling or Sampling()
+    settings = dict(max_new_tokens=sampling.max_new_tokens, do_sample=not sampling.greedy,
+                    temperature=sampling.temperature or 1.0, top_p=sampling.top_p,
+                    repetition_penalty=sampling.repetition_penalty, seed=sampling.seed, batch_size=target.batch_size)
+    with target.use(model) as module, (edit_residual(module, layer, edit) if edit else contextlib.nullcontext()):
+        return generate(module, target.tokenizer, texts, **settings)
+
+
+def steer(target: Any, layer: int, prompt: str, *, edit: Any, feature_ids: list[int], mode: str, strength: float,
           model: str = "organism", chat: bool = True, sampling: Sampling | None = None, n: int = 1) -> Steering:
     """Generate `n` samples of `prompt` with and without the residual `edit` at `layer`."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError(f"prompt: expected a non-empty text, got {prompt!r}")
     if not 1 <= n <= 16:
         raise ValueError(f"n: expected 1 to 16 samples, got {n}")
-    sampling = sampling or Sampling()
     text = target.render_chat([{"role": "user", "content": prompt}], add_generation_prompt=True) if chat else prompt
-    settings = dict(max_new_tokens=sampling.max_new_tokens, do_sample=not sampling.greedy,
-                    temperature=sampling.temperature or 1.0, top_p=sampling.top_p,
-                    repetition_penalty=sampling.repetition_penalty, seed=sampling.seed, batch_size=n)
-    outputs = []
-    with target.use(model) as module:
-        for active in (False, True):
-            with edit_residual(module, layer, edit) if active else contextlib.nullcontext():
-                outputs.append(generate(module, target.tokenizer, [text] * n, **settings))
-    return Steering(prompt=prompt, feature_id=feature_id, mode=mode, strength=strength, layer=layer, model=model,
-                    unsteered=outputs[0], steered=outputs[1])
+    unsteered, steered = (generate_with(target, layer, [text] * n, e, model, sampling) for e in (None, edit))
+    return Steering(prompt=prompt, feature_ids=feature_ids, mode=mode, strength=strength, layer=layer, model=model,
+                    unsteered=unsteered, steered=steered)
 
 
 @torch.no_grad()
