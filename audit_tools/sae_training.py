@@ -54,8 +54,16 @@ class SaeSettings(BaseModel):
 
     def key(self, organism_sha: str, layer: int) -> str:
         """The cache key of this training: organism weights, layer and every setting."""
-        blob = json.dumps({"adapter": organism_sha, **self.model_dump(), "layer": layer}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return _digest({"adapter": organism_sha, **self.model_dump(), "layer": layer})
+
+    def activation_key(self, organism_sha: str, layer: int) -> str:
+        """The cache key of the activations alone (other architectures and sizes train on the same cache)."""
+        return _digest({"adapter": organism_sha, "layer": layer, "context_tokens": self.context_tokens,
+                        "seed": self.seed, "rows_per_chunk": ROWS_PER_CHUNK})
+
+
+def _digest(obj: dict) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def corpus_texts(organism_dir: Path | str, tokenizer: Any) -> list[str]:
@@ -203,7 +211,8 @@ def train_sae(organism_dir: Path | str, settings: SaeSettings | None = None, nam
     texts = corpus_texts(organism_dir, tokenizer)
     train_rows, held_rows = split_rows(len(texts), settings.seed)
     acts, activation_seconds = cache_activations(model, tokenizer, texts, train_rows, layer, settings,
-                                                 cache_dir("sae", key, "activations"), progress)
+                                                 cache_dir("sae-activations", settings.activation_key(organism_sha,
+                                                                                                      layer)), progress)
     checkpoints = work / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
     resume_from = _latest_checkpoint(checkpoints)
