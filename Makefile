@@ -13,8 +13,9 @@ setup: sysdeps $(STAMP)
 
 # System packages from Debian, where apt is usable (root): tcmalloc made CPU training 1.3x-1.9x faster
 # (see pinhole/allocator.py; without it Pinhole still runs, on glibc's malloc); cmake and g++
-# build llama-cpp-python, the OpenAI-compatible server the tests drive; binutils (objdump) checks that build.
-SYSTEM_PACKAGES := libtcmalloc-minimal4 cmake g++ binutils
+# build llama-cpp-python, the OpenAI-compatible server the tests drive; binutils (objdump) checks that build;
+# chromium is the browser Playwright drives in the UI tests (Playwright cannot download its own here).
+SYSTEM_PACKAGES := libtcmalloc-minimal4 cmake g++ binutils chromium
 sysdeps:
 	@if command -v dpkg >/dev/null 2>&1 && dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1; then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
