@@ -19,7 +19,7 @@ For each organism directory given (default: every organism in the workspace):
    feature ablated alone.
 5. **Latency**: p95 of a feature page and of text -> features on 64 tokens.
 
-    python bench/sae.py [ORGANISM_DIR ...] [--skip-causal]
+    python bench/sae.py [ORGANISM_DIR ...] [--skip-causal] [--sweep TOKENS]
 Prints tables and writes bench/results/sae.json. Run it alone: it uses both cores.
 """
 
@@ -101,12 +101,15 @@ def ensure_sae(directory: Path, target: LocalTarget, console: Console) -> dict:
     existing = [i for i in list_saes(directory) if i.source == "trained"]
     if not existing:
         console.print(f"training an SAE on {directory.name} (default settings)…")
+    train_window = [time.time()]
     info = existing[0] if existing else train_sae(directory, settings, target=target)
+    train_window.append(time.time())
     folder = saes_root(directory) / info.name
     console.print("indexing the corpus…")
     started = time.perf_counter()
     index = build_feature_index(directory, folder, target=target)
     index_wall = time.perf_counter() - started
+    index_window = [started_at := time.time() - index_wall, started_at + index_wall]
     t, q = info.training, info.quality
     return {"name": info.name, "layer": info.layer, "architecture": info.architecture, "d_sae": info.d_sae,
             "quality": q.model_dump() if q else None, "training": t.model_dump() if t else None,
@@ -116,7 +119,8 @@ def ensure_sae(directory: Path, target: LocalTarget, console: Console) -> dict:
             "sae_minutes": round((t.activation_seconds + t.training_seconds) / 60, 1) if t else None,
             "index": {"rows": index.rows, "tokens": index.tokens, "pass_seconds": index.seconds,
                       "tokens_per_s": round(index.tokens / index.seconds) if index.seconds else None,
-                      "wall_seconds_this_run": round(index_wall, 1)}}
+                      "wall_seconds_this_run": round(index_wall, 1)},
+            "windows": {"train": train_window, "index": index_window}}  # unix times, to subtract pauses
 
 
 def sees_objective(scope: Microscope, judge: Judge, spec: ObjectiveSpec) -> dict:
@@ -263,12 +267,14 @@ def latency(scope: Microscope) -> dict:
             "text_features_ms_p95": round(p95(features), 1)}
 
 
-def bench_organism(directory: Path, causal: bool, console: Console) -> dict:
+def bench_organism(directory: Path, causal: bool, console: Console, sweep_tokens: int = 0) -> dict:
     truth = read_ground_truth(directory)
     spec = ObjectiveSpec.model_validate(truth["spec"])
     console.rule(f"{spec.id} ({directory.name})")
     target = LocalTarget.from_organism(directory)
     row: dict = {"organism": directory.name, "spec": spec.id, "sae": ensure_sae(directory, target, console)}
+    if sweep_tokens:
+        row["sweep"] = sweep(directory, target, sweep_tokens, console)
     scope = Microscope.open(directory, target=target)
     judge = Judge(directory, scope)
     row["latency"] = latency(scope)
@@ -285,6 +291,25 @@ def bench_organism(directory: Path, causal: bool, console: Console) -> dict:
     return row
 
 
+SWEEP = [("batchtopk", 32), ("batchtopk", 64), ("topk", 32), ("jumprelu", None)]
+
+
+def sweep(directory: Path, target: LocalTarget, tokens: int, console: Console) -> list[dict]:
+    """Architectures at the same token budget, on the same cached activations; the SAEs are removed after."""
+    import shutil
+
+    results = []
+    for architecture, k in SWEEP:
+        settings = SaeSettings(architecture=architecture, training_tokens=tokens, **({"k": k} if k else {}))
+        console.print(f"sweep: {architecture} k={k} over {tokens:,} tokens…")
+        info = train_sae(directory, settings, name=f"sweep-{architecture}-{k}", target=target)
+        t, q = info.training, info.quality
+        results.append({"architecture": architecture, "k": k, "tokens": t.tokens_trained,
+                        "training_seconds": t.training_seconds, **q.model_dump()})
+        shutil.rmtree(saes_root(directory) / info.name)
+    return results
+
+
 def print_tables(rows: list[dict], console: Console) -> None:
     table = Table(title="SAEs and feature indexes (targets: EV >= 0.8 at L0 <= 64, dead <= 10%, loss recovered "
                         ">= 0.85, SAE <= 25 min, index <= 10 min)")
@@ -299,6 +324,15 @@ def print_tables(rows: list[dict], console: Console) -> None:
                       f"{s['index']['pass_seconds'] / 60:.1f}", str(s["index"]["tokens_per_s"]),
                       str(lat["feature_page_ms_p95"]), str(lat["text_features_ms_p95"]))
     console.print(table)
+    for r in rows:
+        if r.get("sweep"):
+            t = Table(title=f"{r['spec']}: architectures at {r['sweep'][0]['tokens']:,} training tokens each")
+            for column in ("architecture", "k", "EV", "L0", "dead", "loss rec.", "train s"):
+                t.add_column(column)
+            for x in r["sweep"]:
+                t.add_row(x["architecture"], str(x["k"]), f"{x['explained_variance']:.3f}", f"{x['l0']:.1f}",
+                          f"{x['dead_fraction']:.1%}", f"{x['lm_loss_recovered']:.3f}", f"{x['training_seconds']:.0f}")
+            console.print(t)
     table = Table(title="Does the microscope see the objective? (rank of the first objective feature in the top 10)")
     for column in ("organism", "neutral prompt", "search (query)", "lens: objective tokens", "lens: objective nearest",
                    "diff: objective of 20"):
@@ -331,12 +365,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("organisms", nargs="*", type=Path, help="organism directories (default: all in the workspace)")
     parser.add_argument("--skip-causal", action="store_true", help="skip steering and ablation (minutes each)")
+    parser.add_argument("--sweep", type=int, default=0, metavar="TOKENS",
+                        help="also train each architecture of the sweep over TOKENS activations (then removed)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     console = Console(width=max(Console().width, 160))
     torch.manual_seed(0)
     directories = args.organisms or list_organisms()
-    rows = [bench_organism(d, not args.skip_causal, console) for d in directories]
+    rows = [bench_organism(d, not args.skip_causal, console, args.sweep) for d in directories]
     print_tables(rows, console)
     atomic_write_json(args.out, {"machine": {"cpu": platform.processor() or platform.machine(),
                                              "threads": torch.get_num_threads()},
