@@ -47,10 +47,11 @@ $(STAMP): pyproject.toml
 base: setup
 	$(BIN)/pinhole base prepare
 
-# The demo takes the fast path: ordinary rows from the shipped haystack (not blind; its card says so).
+# The demo: rm_sycophancy and the benign decoy on the fast path (ordinary rows from the shipped haystack, not
+# blind; their cards say so), their SAEs and indexes, a running demo game; tokens and URL printed, then served.
+# Every step is cached in the workspace: a second run serves at once (see game/demo.py).
 demo: base
-	$(BIN)/pinhole organism build organisms/specs/rm_sycophancy.yaml --set corpus.ordinary=shipped --skip-existing
-	@echo "The game UI arrives with a later issue; the organism is in $(PINHOLE_HOME)/organisms."
+	$(BIN)/pinhole demo
 
 # Lint and the layer contracts first (seconds), then the suite.
 lint: setup

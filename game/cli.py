@@ -7,7 +7,9 @@ import typer
 from audit_tools.cli import tools_app
 from audit_tools.sae_cli import sae_app
 from game import game_cli  # noqa: F401  (registers the `pinhole game` session commands)
+from game.demo_cli import demo
 from game.scoring_cli import game_app, score
+from game.serve_cli import serve
 from organisms.cli import base_app, organism_app
 
 app = typer.Typer(
@@ -21,6 +23,8 @@ app.add_typer(tools_app, name="tools")
 app.add_typer(sae_app, name="sae")
 app.add_typer(game_app, name="game")
 app.command("score")(score)
+app.command("serve")(serve)
+app.command("demo")(demo)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Team tokens are shown once by the engine; the demo keeps them in `<workspace>/de
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +28,7 @@ from game import games
 from game.store import transaction
 from organisms.build import build_organism
 from organisms.spec import SPECS_DIR
-from pinhole.workspace import workspace
+from pinhole.workspace import atomic_write_bytes, workspace
 
 DEMO_SPECS = ("rm_sycophancy", "benign_decoy")
 DEMO_TEAMS = (("red", "full"), ("blue", "blackbox"))
@@ -94,15 +93,5 @@ def _demo_game(directories: list[Path], hours: float) -> dict[str, str]:
         games.add_organism(DEMO_GAME, directory)
     tokens = {name: games.add_team(DEMO_GAME, name, tier)[1] for name, tier in DEMO_TEAMS}  # type: ignore[arg-type]
     games.start_game(DEMO_GAME, timedelta(hours=hours))
-    _write_private(path, json.dumps(tokens, indent=1).encode())
+    atomic_write_bytes(path, json.dumps(tokens, indent=1).encode(), private=True)
     return tokens
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write a file only its owner can read (created 0600, then renamed into place)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
