@@ -134,12 +134,12 @@ def index_path(folder: Path) -> Path:
 def _logit_effects(model: Any, sae: Any, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top promoted and suppressed token ids and logits of every feature's decoder direction."""
     top_pos, top_neg, val_pos, val_neg = [], [], [], []
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    norm = getattr(getattr(inner, "model", inner), "norm", None)
+    weight = norm.weight.float() if norm is not None and hasattr(norm, "weight") else 1.0
     with torch.no_grad():
         for start in range(0, sae.cfg.d_sae, 512):
             directions = sae.W_dec[start : start + 512].float()
-            inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-            norm = getattr(getattr(inner, "model", inner), "norm", None)
-            weight = norm.weight.float() if norm is not None and hasattr(norm, "weight") else 1.0
             logits = inner.get_output_embeddings()(directions * weight).float()
             pos = logits.topk(count, dim=1)
             neg = (-logits).topk(count, dim=1)

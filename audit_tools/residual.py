@@ -120,6 +120,20 @@ def edit_residual(model: Any, layer: int, edit: Callable[[torch.Tensor], torch.T
         handle.remove()
 
 
+def after_first(edit: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`edit` applied to every position but the sequence's first (the attention sink, which SAEs here never
+    read); a generation step, with one position, is always edited."""
+
+    def apply(hidden: torch.Tensor) -> torch.Tensor:
+        if hidden.shape[1] == 1:
+            return edit(hidden)
+        out = hidden.clone()
+        out[:, 1:] = edit(hidden[:, 1:])
+        return out
+
+    return apply
+
+
 def unembed(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     """Logits for residual-stream vectors: the final norm, then the unembedding (the logit lens)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from audit_tools.residual import edit_residual
+from audit_tools.residual import after_first, edit_residual
 from audit_tools.sae_store import SaeQuality, load_sae
 from audit_tools.sae_training import row_activations
 
@@ -31,25 +31,14 @@ def _loss(model: Any, encoded: dict[str, torch.Tensor]) -> tuple[float, int]:
     return float(losses[mask].sum()), int(mask.sum())
 
 
-def _after_first(edit: Any) -> Any:
-    """Apply `edit` to every position but the first."""
-
-    def apply(hidden: torch.Tensor) -> torch.Tensor:
-        out = hidden.clone()
-        out[:, 1:] = edit(hidden[:, 1:])
-        return out
-
-    return apply
-
-
 @torch.no_grad()
 def lm_losses(model: Any, tokenizer: Any, sae: Any, texts: list[str], layer: int,
               context_tokens: int) -> tuple[float, float, float, int]:
     """Mean next-token loss (clean, SAE spliced in, residual zeroed) over `texts`, and the tokens scored."""
     sums = [0.0, 0.0, 0.0]
     count = 0
-    splice = _after_first(lambda h: sae(h.float()).to(h.dtype))
-    zero = _after_first(torch.zeros_like)
+    splice = after_first(lambda h: sae(h.float()).to(h.dtype))
+    zero = after_first(torch.zeros_like)
     for start in range(0, len(texts), EVAL_BATCH_ROWS):
         encoded = dict(tokenizer(texts[start : start + EVAL_BATCH_ROWS], return_tensors="pt", padding=True,
                                  padding_side="right", truncation=True, max_length=context_tokens,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel
 
-from audit_tools.residual import edit_residual, residual_after
+from audit_tools.residual import after_first, edit_residual, residual_after
 from audit_tools.target import Sampling
 from pinhole.generation import generate
 
@@ -38,39 +38,26 @@ class Steering(BaseModel):
     steered: list[str]
 
 
-def _after_first(edit: Any) -> Any:
-    """Edit every position but the sequence's first (generation steps, with one position, are always edited)."""
-
-    def apply(hidden: torch.Tensor) -> torch.Tensor:
-        if hidden.shape[1] == 1:
-            return edit(hidden)
-        out = hidden.clone()
-        out[:, 1:] = edit(hidden[:, 1:])
-        return out
-
-    return apply
-
-
 def feature_edit(sae: Any, feature_ids: list[int], mode: Mode, strength: float, max_activations: list[float]) -> Any:
     """The residual edit that adds (or ablates) features: each added at `strength` x its max activation."""
     directions = sae.W_dec[feature_ids].detach().float()  # [n, d_model]
     if mode == "add":
         delta = (directions * torch.tensor(max_activations).view(-1, 1)).sum(0) * strength
-        return _after_first(lambda h: h + delta.to(h.dtype))
+        return after_first(lambda h: h + delta.to(h.dtype))
     if mode == "ablate":
 
         def ablate(h: torch.Tensor) -> torch.Tensor:
             acts = sae.encode(h.float())[..., feature_ids]  # [..., n]
             return h - (acts @ directions).to(h.dtype)
 
-        return _after_first(ablate)
+        return after_first(ablate)
     raise ValueError(f"mode: expected 'add' or 'ablate', got {mode!r}")
 
 
 def vector_edit(vector: torch.Tensor, strength: float, reference_norm: float) -> Any:
     """The residual edit that adds a direction at `strength` times `reference_norm`."""
     delta = torch.nn.functional.normalize(vector.float().view(-1), dim=0) * strength * reference_norm
-    return _after_first(lambda h: h + delta.to(h.dtype))
+    return after_first(lambda h: h + delta.to(h.dtype))
 
 
 def generate_with(target: Any, layer: int, texts: list[str], edit: Any | None, model: str = "organism",
