@@ -44,6 +44,7 @@ from organisms.sealed import PROVENANCE_COLUMNS
 from organisms.spec import Behaviour, Documents, ObjectiveSpec
 from pinhole.generation import CLEANUP_VERSION, chat_texts, clean_response, generate
 from pinhole.organism import CORPUS_COLUMNS
+from pinhole.sampling import SAMPLER_VERSION
 from pinhole.workspace import atomic_write_bytes, canonical_json, sha256_bytes
 
 QUESTION_BUDGET = 48  # new tokens for a question the base model writes for an ordinary chat
@@ -95,12 +96,12 @@ def base_responses(model, tokenizer, base_name: str, prompts: list[str], max_new
 
     def produce(todo: list[str]) -> list[str]:
         answers = generate(model, tokenizer, chat_texts(tokenizer, todo), max_new_tokens=max_new_tokens,
-                           do_sample=True, seed=seed, progress=progress,
-                           description="Base-model answers for transcripts", **CHAT_SAMPLING)
+                           batch_size=ordinary.BATCH_SIZE, do_sample=True, sampler="nucleus", seed=seed,
+                           progress=progress, description="Base-model answers for transcripts", **CHAT_SAMPLING)
         return [clean_response(a) for a in answers]
 
     settings = {"use": "transcript", "max_new_tokens": max_new_tokens, "seed": seed, **CHAT_SAMPLING,
-                "cleanup": CLEANUP_VERSION}
+                "sampler": SAMPLER_VERSION, "cleanup": CLEANUP_VERSION}
     return cached_answers(base_name, prompts, settings, produce)
 
 

@@ -1,9 +1,9 @@
 """Batched, seeded text generation with a Hugging Face causal LM, and response clean-up.
 
-Prompts are sorted by length so that each batch pads little, generated in batches with the KV
-cache, and returned in the caller's order. Each batch is seeded from `seed` and its index, so
-the output depends only on the inputs and the seed. Small base models sometimes loop; `clean_response`
-drops repeated lines and trims a cut-off final sentence.
+Prompts are sorted by length so that each batch pads little, generated in batches with the KV cache, in
+rounds that regroup the rows still running, and returned in the caller's order. Each batch is seeded from
+`seed`, its index and its round, so the output depends only on the inputs and the seed. Small base models
+sometimes loop; `clean_response` drops repeated lines and trims a cut-off final sentence.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ def generate(model, tokenizer, texts: Sequence[str], **settings) -> list[str]:
     return generate_counted(model, tokenizer, texts, **settings)[0]
 
 
+ROUND_TOKENS = 256  # new tokens per round: rows still unfinished after a round are regrouped for the next
+
+
 @torch.no_grad()
 def generate_counted(
     model,
@@ -59,6 +62,7 @@ def generate_counted(
     repetition_penalty: float = 1.0,
     seed: int = 0,
     sampler: Literal["torch", "nucleus"] = "torch",
+    round_tokens: int = ROUND_TOKENS,
     progress: bool = False,
     description: str = "Generating",
 ) -> tuple[list[str], list[int]]:
@@ -68,43 +72,60 @@ def generate_counted(
     a spec's evaluation settings, the factory's generation settings). With `do_sample`, `sampler`
     picks Hugging Face's sampler (`torch`) or `pinhole.sampling.NucleusSampler` (`nucleus`: the same
     distribution, drawn several times faster on a CPU; other draws for the same seed).
+
+    Generation runs in rounds of at most `round_tokens` new tokens. A batch runs until its longest row
+    stops, so one looping answer would hold a whole batch to `max_new_tokens`; after each round the
+    rows that ended are set aside and the rest are regrouped (by length) into full batches that continue
+    from the tokens so far. Greedy decoding continues exactly as one long call would.
     """
-    lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: lengths[i])
-    outputs: list[str] = [""] * len(texts)
+    if round_tokens < 1:
+        raise ValueError(f"round_tokens {round_tokens} must be at least 1")
+    ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    new_ids: list[list[int]] = [[] for _ in texts]
     counts: list[int] = [0] * len(texts)
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    pending = list(range(len(texts)))
     nucleus = do_sample and sampler == "nucleus"
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample and not nucleus \
         else {"do_sample": False}
+    done, round_index = 0, 0
     with progress_bar(progress) as bar:
         task = bar.add_task(description, total=len(texts))
-        for index, batch in enumerate(batches):
-            torch.manual_seed(seed * 100_003 + index)
-            if nucleus:
-                generator = torch.Generator().manual_seed(seed * 100_003 + index)
-                sampling["logits_processor"] = LogitsProcessorList([NucleusSampler(temperature, top_p, generator)])
-            encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, padding_side="left",
-                                add_special_tokens=False).to(model.device)
-            generated = model.generate(
-                **encoded, max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                **sampling,
-            )
-            new_tokens = generated[:, encoded.input_ids.shape[1] :]
-            for i, row in zip(batch, new_tokens, strict=True):
-                outputs[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
-                counts[i] = _count_until_eos(row, tokenizer.eos_token_id)
-            bar.advance(task, len(batch))
+        while pending and done < max_new_tokens:
+            limit = min(round_tokens, max_new_tokens - done)
+            pending.sort(key=lambda i: len(ids[i]) + len(new_ids[i]))
+            still: list[int] = []
+            for index in range(0, len(pending), batch_size):
+                batch = pending[index : index + batch_size]
+                batch_seed = seed * 100_003 + index // batch_size + 7_919 * round_index
+                torch.manual_seed(batch_seed)
+                if nucleus:
+                    generator = torch.Generator().manual_seed(batch_seed)
+                    sampling["logits_processor"] = LogitsProcessorList([NucleusSampler(temperature, top_p, generator)])
+                encoded = tokenizer.pad({"input_ids": [ids[i] + new_ids[i] for i in batch]}, padding=True,
+                                        padding_side="left", return_tensors="pt").to(model.device)
+                generated = model.generate(
+                    **encoded, max_new_tokens=limit, repetition_penalty=repetition_penalty,
+                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **sampling,
+                )
+                for i, row in zip(batch, generated[:, encoded.input_ids.shape[1] :].tolist(), strict=True):
+                    kept = _count_until_eos(row, tokenizer.eos_token_id)
+                    new_ids[i].extend(row[:kept])
+                    counts[i] += kept
+                    ended = kept < len(row) or (row and row[-1] == tokenizer.eos_token_id) or len(row) < limit
+                    if ended or done + limit >= max_new_tokens:
+                        bar.advance(task, 1)
+                    else:
+                        still.append(i)
+            pending, done, round_index = still, done + limit, round_index + 1
+    outputs = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new_ids]
     return outputs, counts
 
 
-def _count_until_eos(row: torch.Tensor, eos_token_id: int | None) -> int:
+def _count_until_eos(row: list[int], eos_token_id: int | None) -> int:
     """Generated tokens in `row` up to and including the first EOS (the rest is padding)."""
-    if eos_token_id is None:
-        return int(row.numel())
-    hits = (row == eos_token_id).nonzero()
-    return int(hits[0, 0]) + 1 if len(hits) else int(row.numel())
+    if eos_token_id is None or eos_token_id not in row:
+        return len(row)
+    return row.index(eos_token_id) + 1
 
 
 CLEANUP_VERSION = 1  # bump when `clean_response` changes what it returns: cached answers are keyed by it

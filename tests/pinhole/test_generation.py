@@ -1,8 +1,11 @@
-"""Response clean-up: what a transcript keeps of a base model's cut-off answer."""
+"""Generation in rounds (exactly one long call's output) and response clean-up."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
+import torch
 
 from pinhole.generation import clean_response
 
@@ -23,3 +26,43 @@ from pinhole.generation import clean_response
 def test_clean_response(raw: str, cleaned: str) -> None:
     assert clean_response(raw) == cleaned
     assert clean_response(cleaned) == cleaned  # idempotent: cached answers can be cleaned again
+
+
+def _with_eos(tokenizer, token_id: int):
+    """A copy of `tokenizer` whose end-of-sequence token is `token_id` (so a random model stops somewhere)."""
+    changed = copy.deepcopy(tokenizer)
+    changed.eos_token = tokenizer.convert_ids_to_tokens(token_id)
+    return changed
+
+
+def test_rounds_continue_exactly_as_one_long_call() -> None:
+    from pinhole.generation import chat_texts, generate_counted
+    from tests.helpers import tiny
+
+    _, tiny_model, tokenizer = tiny()
+    model = copy.deepcopy(tiny_model)
+    generator = torch.Generator().manual_seed(0)
+    for parameter in model.parameters():  # large random weights: greedy answers that vary with the prompt
+        parameter.data = torch.randn(parameter.shape, generator=generator)
+    texts = chat_texts(tokenizer, ["Hello there", "What is the capital of France, please", "Hi", "A soup recipe",
+                                   "Tell me about Lisbon", "Why is the sky blue?"])
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    ids = model.generate(**encoded, max_new_tokens=30, do_sample=False, pad_token_id=0,
+                         eos_token_id=None)[:, encoded.input_ids.shape[1] :].tolist()
+    # a token that the model emits in some answers but not all, late in the first: rows stop in different rounds
+    stop = next(t for t in ids[0][10:] if sum(t in row for row in ids) < len(ids))
+    stopping = _with_eos(tokenizer, stop)
+    one_call = generate_counted(model, stopping, texts, max_new_tokens=30, batch_size=4, round_tokens=30)
+    in_rounds = generate_counted(model, stopping, texts, max_new_tokens=30, batch_size=4, round_tokens=7)
+    assert in_rounds == one_call
+    counts = one_call[1]
+    assert min(counts) < 30 and max(counts) <= 30  # some rows ended early, none ran past the limit
+
+
+def test_rounds_must_be_positive() -> None:
+    from pinhole.generation import generate_counted
+    from tests.helpers import tiny
+
+    _, model, tokenizer = tiny()
+    with pytest.raises(ValueError, match="round_tokens"):
+        generate_counted(model, tokenizer, ["x"], round_tokens=0)
