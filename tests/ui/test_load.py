@@ -1,5 +1,6 @@
-"""Ten teams' browser sessions working at once (chat, search, submit, page changes) for a minute and a half:
-no error on any page and no lost submission. Speed is measured by bench/ui.py, not asserted here."""
+"""Four teams' browser sessions working at once (chat, search, submit, page changes) for half a minute: no
+error on any page and no lost submission. Speed, and ten teams for three minutes, are measured by bench/ui.py,
+not asserted here."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import pytest
 
 from tests.ui.load import run_load, set_up_game
 
-TEAMS = 10
-SECONDS = 90
+TEAMS = 4
+SECONDS = 30
 
 
 @pytest.mark.slow
-def test_ten_teams_at_once(app_server, ui_organism) -> None:
+def test_teams_at_once(app_server, ui_organism) -> None:
     tokens = set_up_game("load", ui_organism, TEAMS)
     result = run_load(app_server.url, tokens, SECONDS)
     assert result.errors == []
