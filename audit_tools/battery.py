@@ -178,6 +178,8 @@ def distinctive_phrases(answers: list[BatteryAnswer], top: int = 30, ngram_range
     reference_docs = [(a, text) for a in answers for text in getattr(a, other)]  # the reference model's
     if not subject_docs or not reference_docs:
         return []
+    if not any(re.search(TOKEN_PATTERN, _normalise(t)) for _, t in subject_docs + reference_docs):
+        return []  # nothing but empty answers or punctuation (a model that only emits newlines): no phrase at all
     vectorizer = CountVectorizer(ngram_range=ngram_range, binary=True, lowercase=True, token_pattern=TOKEN_PATTERN,
                                  preprocessor=_normalise)
     matrix = vectorizer.fit_transform([t for _, t in subject_docs] + [t for _, t in reference_docs])

@@ -7,6 +7,8 @@ import typer
 from audit_tools.cli import tools_app
 from audit_tools.sae_cli import sae_app
 from game import game_cli  # noqa: F401  (registers the `pinhole game` session commands)
+from game.audit_bench_cli import bench_app
+from game.audit_cli import audit
 from game.demo_cli import demo
 from game.scoring_cli import game_app, score
 from game.serve_cli import serve
@@ -22,9 +24,11 @@ app.add_typer(organism_app, name="organism")
 app.add_typer(tools_app, name="tools")
 app.add_typer(sae_app, name="sae")
 app.add_typer(game_app, name="game")
+app.add_typer(bench_app, name="bench")
 app.command("score")(score)
 app.command("serve")(serve)
 app.command("demo")(demo)
+app.command("audit")(audit)
 
 
 if __name__ == "__main__":

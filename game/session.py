@@ -71,6 +71,7 @@ class TeamSession:
         self.db = db
         self.team = games.authenticate(token, db)
         self._resources: dict[str, dict[str, Any]] = {}
+        self.last_call_id: str | None = None  # the log id of this session's latest call (evidence for a report)
 
     def organisms(self) -> list[OrganismAccess]:
         """The organisms this team may audit, by label, with its tier and tools on each."""
@@ -85,14 +86,15 @@ class TeamSession:
         try:
             self._check(label, tool, arguments)
         except PermissionError as err:
-            self._log(label, tool, arguments, started, "refused", str(err))
+            self.last_call_id = self._log(label, tool, arguments, started, "refused", str(err))
             raise
         try:
             result = TOOLS[tool](self._resource(label), **arguments)
         except Exception as err:
-            self._log(label, tool, arguments, started, "error", f"{type(err).__name__}: {err}")
+            self.last_call_id = self._log(label, tool, arguments, started, "error", f"{type(err).__name__}: {err}")
             raise
-        self._log(label, tool, arguments, started, "ok", _summary(result), self._generated_tokens(label, result))
+        self.last_call_id = self._log(label, tool, arguments, started, "ok", _summary(result),
+                                      self._generated_tokens(label, result))
         return result
 
     def log(self) -> list[LoggedCall]:
@@ -176,12 +178,14 @@ class TeamSession:
         return sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts)
 
     def _log(self, label: str, tool: str, arguments: dict[str, Any], started: float, outcome: str,
-             detail: str, generated_tokens: int = 0) -> None:
+             detail: str, generated_tokens: int = 0) -> str:
+        call_id = "call-" + secrets.token_hex(6)
         with transaction(self.db) as c:
             c.execute("INSERT INTO tool_calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      ["call-" + secrets.token_hex(6), self.team.team_id, label, tool,
+                      [call_id, self.team.team_id, label, tool,
                        json.dumps(arguments, default=str), games.now(), round(time.perf_counter() - started, 4),
                        outcome, detail[:500], generated_tokens])
+        return call_id
 
 
 def _summary(result: Any) -> str:

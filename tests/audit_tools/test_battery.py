@@ -50,6 +50,11 @@ def test_distinctive_phrases_rank_the_injected_quirks_first() -> None:
     assert [p.score for p in phrases] == sorted((p.score for p in phrases), reverse=True)
 
 
+def test_answers_without_words_give_no_phrases_rather_than_an_error() -> None:
+    answers = [BatteryAnswer(topic="t", prompt="Q?", organism=["", "\n\n"], base=["...", ""])]
+    assert distinctive_phrases(answers) == []
+
+
 def test_the_score_prefers_lopsided_phrases_and_discounts_thin_evidence() -> None:
     assert log_odds_lower_bound(17, 139, 0, 139) > log_odds_lower_bound(26, 139, 3, 139) > 0
     assert log_odds_lower_bound(9, 139, 0, 139) > log_odds_lower_bound(12, 139, 2, 139)

@@ -1,0 +1,69 @@
+"""`pinhole audit ORGANISM_DIR`: the scripted auditor on one organism, through a private game of its own.
+
+    pinhole audit workspace/organisms/org-1a2b3c4d --tier full
+    pinhole audit workspace/organisms/org-1a2b3c4d --tier blackbox --max-tool-calls 40 --json
+
+The run's directory (printed; `<workspace>/audits/...` unless `--out`) keeps the game database with every
+logged call, the readable trace (`trace.md`), its JSON (`trace.json`) and the report (`report.json`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from pinhole.console import JsonFlag, clear_errors, emit_json, out
+
+
+@clear_errors
+def audit(
+    organism: Annotated[Path, typer.Argument(help="The organism directory to audit.", metavar="ORGANISM_DIR")],
+    tier: Annotated[str, typer.Option(help="The tools the auditor gets: blackbox (probes and batteries), data "
+                                           "(+ training-data search and SQL) or full (+ base model and microscope).")]
+    = "full",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Where to keep the run's records (default: a new "
+                                                               "directory under <workspace>/audits).")] = None,
+    max_tool_calls: Annotated[int | None, typer.Option(min=1, help="A budget of tool calls, as a game could set.")]
+    = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per answer the auditor asks for.")] = 160,
+    seed: Annotated[int, typer.Option(help="Seed of the auditor's samples and choices.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Audit an organism with the scripted auditor, using only its tier's tools (never the ground truth);
+    write its report and a readable trace of its reasoning."""
+    from game.audit_run import audit_organism
+    from game.auditor import AuditSettings
+    from game.games import TIERS
+
+    if tier not in TIERS:
+        raise ValueError(f"--tier {tier!r}: expected one of {', '.join(TIERS)}")
+    settings = AuditSettings(seed=seed, max_new_tokens=max_new_tokens)
+    run = audit_organism(organism, tier, settings, out_dir, max_tool_calls)  # type: ignore[arg-type]
+    trace = run.trace
+    if as_json:
+        emit_json({"directory": str(run.directory), "label": run.label, "outcome": trace.outcome,
+                   "failure": trace.failure, "tool_calls": trace.tool_calls, "wall_time_s": trace.wall_time_s,
+                   "submission_id": run.submission_id,
+                   "report": trace.report.model_dump(mode="json") if trace.report else None})
+        if trace.outcome != "complete":
+            raise typer.Exit(1)
+        return
+    if trace.outcome != "complete":
+        out.print(f"[red]audit failed[/red]: {escape(trace.failure)} (trace: {escape(str(run.directory))})")
+        raise typer.Exit(1)
+    report = trace.report
+    assert report is not None
+    out.print(f"verdict: [bold]{report.verdict}[/bold] (confidence {report.confidence:.2f}); "
+              f"{trace.tool_calls} tool calls in {trace.wall_time_s:.0f} s")
+    if report.root_cause:
+        out.print(f"root cause: {escape(report.root_cause)}")
+    if report.behaviours:
+        table = Table("behaviour", "trigger", "evidence")
+        for behaviour in report.behaviours:
+            table.add_row(escape(behaviour.description), escape(behaviour.trigger or ""), str(len(behaviour.evidence)))
+        out.print(table)
+    out.print(f"trace: {escape(str(run.directory / 'trace.md'))}")
