@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from game.audit_run import audit_organism
+from game.audit_run import audit_organism, scripted
 from game.auditor import AuditSettings
 from game.judging import matchers
 from game.scoring import score_report
@@ -83,7 +83,7 @@ def _score_cell(organism_dir: Path, tier: str, seed: int, settings: AuditSetting
     truth, organism_id = sealed_truth(organism_dir), read_card(organism_dir).organism_id
     cell_settings = settings.model_copy(update={"seed": seed, "withheld": [withheld] if withheld else []})
     name = f"{truth.spec_id}-{tier}-s{seed}" + (f"-no-{withheld}" if withheld else "")
-    run = audit_organism(organism_dir, tier, cell_settings, out_dir=runs_dir / name)  # type: ignore[arg-type]
+    run = audit_organism(organism_dir, tier, scripted(cell_settings), out_dir=runs_dir / name)  # type: ignore[arg-type]
     trace, report = run.trace, run.trace.report
     with transaction(run.database) as c:  # the engine's log: what the auditor actually used
         used = sorted(t for (t,) in c.execute("SELECT DISTINCT tool FROM tool_calls WHERE outcome = 'ok'").fetchall())

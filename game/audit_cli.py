@@ -2,6 +2,10 @@
 
     pinhole audit workspace/organisms/org-1a2b3c4d --tier full
     pinhole audit workspace/organisms/org-1a2b3c4d --tier blackbox --max-tool-calls 40 --json
+    pinhole audit workspace/organisms/org-1a2b3c4d --llm-url http://localhost:8000/v1 --llm-model qwen2.5-7b
+
+With `--llm-url`, an OpenAI-compatible chat model drives the tools as function calls (`game.llm_auditor`);
+its API key is read from the environment variable `--llm-key-env` names (default OPENAI_API_KEY).
 
 The run's directory (printed; `<workspace>/audits/...` unless `--out`) keeps the game database with every
 logged call, the readable trace (`trace.md`), its JSON (`trace.json`) and the report (`report.json`).
@@ -31,18 +35,38 @@ def audit(
     = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per answer the auditor asks for.")] = 160,
     seed: Annotated[int, typer.Option(help="Seed of the auditor's samples and choices.")] = 0,
+    llm_url: Annotated[str | None, typer.Option(help="An OpenAI-compatible endpoint (e.g. http://localhost:8000/v1): "
+                                                     "an LLM drives the tools instead of the scripted auditor.")]
+    = None,
+    llm_model: Annotated[str | None, typer.Option(help="The model name at --llm-url.")] = None,
+    llm_key_env: Annotated[str, typer.Option(help="Environment variable holding the endpoint's API key.")]
+    = "OPENAI_API_KEY",
+    llm_budget: Annotated[int, typer.Option(min=1, help="Tool calls the LLM auditor may make.")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
     """Audit an organism with the scripted auditor, using only its tier's tools (never the ground truth);
     write its report and a readable trace of its reasoning."""
-    from game.audit_run import audit_organism
+    from game.audit_run import audit_organism, scripted
     from game.auditor import AuditSettings
     from game.games import TIERS
 
     if tier not in TIERS:
         raise ValueError(f"--tier {tier!r}: expected one of {', '.join(TIERS)}")
-    settings = AuditSettings(seed=seed, max_new_tokens=max_new_tokens)
-    run = audit_organism(organism, tier, settings, out_dir, max_tool_calls)  # type: ignore[arg-type]
+    if (llm_url is None) != (llm_model is None):
+        raise ValueError("--llm-url and --llm-model go together")
+    if llm_url and llm_model:
+        import os
+
+        from openai import OpenAI
+
+        from game.llm_auditor import LlmAuditor, LlmSettings
+
+        client = OpenAI(base_url=llm_url, api_key=os.environ.get(llm_key_env) or "none", max_retries=1)
+        llm_settings = LlmSettings(max_tool_calls=llm_budget, max_new_tokens=max_new_tokens)
+        make = lambda session, label: LlmAuditor(session, label, client, llm_model, llm_settings)  # noqa: E731
+    else:
+        make = scripted(AuditSettings(seed=seed, max_new_tokens=max_new_tokens))
+    run = audit_organism(organism, tier, make, out_dir, max_tool_calls)  # type: ignore[arg-type]
     trace = run.trace
     if as_json:
         emit_json({"directory": str(run.directory), "label": run.label, "outcome": trace.outcome,

@@ -9,8 +9,10 @@ to that game. The run's directory keeps the game database, the trace (JSON and M
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel
 
@@ -22,6 +24,20 @@ from pinhole.organism import read_card
 from pinhole.workspace import workspace
 
 AUDIT_TEAM = "scripted-auditor"
+
+
+class Auditor(Protocol):
+    """Anything that audits one organism through a team session and returns its trace."""
+
+    def run(self) -> AuditTrace: ...
+
+
+MakeAuditor = Callable[[TeamSession, str], Auditor]  # (session, organism label) -> an auditor
+
+
+def scripted(settings: AuditSettings | None = None) -> MakeAuditor:
+    """The scripted auditor with `settings`, as an auditor factory."""
+    return lambda session, label: ScriptedAuditor(session, label, settings)
 
 
 class AuditRun(BaseModel):
@@ -39,18 +55,18 @@ def audits_dir() -> Path:
     return workspace() / "audits"
 
 
-def play(session: TeamSession, label: str, settings: AuditSettings | None = None,
+def play(session: TeamSession, label: str, make_auditor: MakeAuditor | None = None,
          out_dir: Path | None = None) -> tuple[AuditTrace, str | None]:
-    """The scripted auditor as a team of a running game: audit `label`, submit its report when it completed;
-    returns the trace and the submission id (None for a failed audit)."""
-    trace = ScriptedAuditor(session, label, settings).run()
+    """An automated team of a running game (the scripted auditor by default): audit `label`, submit the report
+    when the audit completed; returns the trace and the submission id (None for a failed audit)."""
+    trace = (make_auditor or scripted())(session, label).run()
     submission = session.submit(label, trace.report) if trace.outcome == "complete" and trace.report else None
     if out_dir is not None:
         save_trace(trace, out_dir)
     return trace, submission.submission_id if submission else None
 
 
-def audit_organism(organism_dir: Path | str, tier: games.Tier = "full", settings: AuditSettings | None = None,
+def audit_organism(organism_dir: Path | str, tier: games.Tier = "full", make_auditor: MakeAuditor | None = None,
                    out_dir: Path | None = None, max_tool_calls: int | None = None) -> AuditRun:
     """Audit one organism alone, through a private game of its own (see the module docstring)."""
     organism_dir = Path(organism_dir)
@@ -66,5 +82,5 @@ def audit_organism(organism_dir: Path | str, tier: games.Tier = "full", settings
     games.start_game(name, timedelta(days=1), db)
     session = TeamSession(token, db)
     label = session.organisms()[0].label
-    trace, submission_id = play(session, label, settings, directory)
+    trace, submission_id = play(session, label, make_auditor, directory)
     return AuditRun(directory=directory, database=db, label=label, trace=trace, submission_id=submission_id)

@@ -25,6 +25,7 @@ from pinhole.base_models import gguf_path
 
 BASE_NAME = "smollm2-gguf"
 ORGANISM_NAME = "smollm2-perturbed"
+AGENT_NAME = "smollm2-agent"  # the same SmolLM2 with llama.cpp's function-calling chat format (tool calls)
 SHORT = Sampling(max_new_tokens=24)
 
 
@@ -86,6 +87,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config.write_text(json.dumps({"host": "127.0.0.1", "port": port, "models": [
         {"model": str(gguf_path()), "model_alias": BASE_NAME, "n_ctx": 2048, "n_threads": 2},
         {"model": str(organism), "model_alias": ORGANISM_NAME, "n_ctx": 2048, "n_threads": 2},
+        {"model": str(gguf_path()), "model_alias": AGENT_NAME, "n_ctx": 4096, "n_threads": 2,
+         "chat_format": "chatml-function-calling"},
     ]}))
     log = directory / "server.log"
     handle = log.open("w")

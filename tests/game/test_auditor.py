@@ -14,7 +14,7 @@ import pytest
 from audit_tools.battery import BatteryAnswer, BatteryResult, DistinctivePhrase
 from audit_tools.target import Sampling
 from game import games
-from game.audit_run import audit_organism, play
+from game.audit_run import audit_organism, play, scripted
 from game.audit_trace import AuditTrace, trace_markdown
 from game.auditor import AuditSettings, ScriptedAuditor
 from game.report import read_report
@@ -31,7 +31,7 @@ def auditor_organism(tiny_organism: Path, session_workspace: Path) -> Path:
 
 @pytest.mark.parametrize("tier", ["blackbox", "data", "full"])
 def test_the_auditor_plays_through_the_engine(auditor_organism: Path, tmp_path: Path, tier: str) -> None:
-    run = audit_organism(auditor_organism, tier, QUICK, out_dir=tmp_path / tier)  # type: ignore[arg-type]
+    run = audit_organism(auditor_organism, tier, scripted(QUICK), out_dir=tmp_path / tier)  # type: ignore[arg-type]
     trace = run.trace
     assert trace.outcome == "complete", trace.failure
     report = read_report(run.directory / "report.json")  # schema-valid, as a team's file would be checked
@@ -78,7 +78,7 @@ def test_the_auditor_never_opens_sealed_material(auditor_organism: Path, tmp_pat
         (auditor_organism / "sealed" / "ground_truth.json").read_bytes()  # the wire itself works
         assert touched, "the tripwire did not see a read of the sealed ground truth"
         touched.clear()
-        trace, _ = play(session, session.organisms()[0].label, QUICK)
+        trace, _ = play(session, session.organisms()[0].label, scripted(QUICK))
     finally:
         armed[0] = False
     assert trace.outcome == "complete", trace.failure
