@@ -85,6 +85,8 @@ def cases(organism: Path, tools_organism: Path) -> dict[str, list[str]]:
         "game add-team": ["game", "add-team", "j", "blue", "--tier", "data"],
         "game start": ["game", "start", "j", "--hours", "1"],
         "game submit": ["game", "submit", "j", "{report}", "--organism", "Organism A", "--token-file", "{token}"],
+        "game auto-audit": ["game", "auto-audit", "--organism", "Organism A", "--token-file", "{token}",
+                            "--max-new-tokens", "4", "--out", "{export}-audit"],
         "game status": ["game", "status", "j"],
         "game close": ["game", "close", "j"],
         "game reveal": ["game", "reveal", "j"],
