@@ -118,12 +118,14 @@ def pair_features(claims: list[str], item: TruthItem) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _rarity() -> dict[str, float]:
-    """Inverse document frequency of word stems over every shipped ground-truth item (its text and phrasings):
-    the words that tell one behaviour from another (chocolate, population) weigh more than topic words
-    (recipe, answer). Unseen words get the highest weight (key "")."""
+    """Inverse document frequency of word stems over the ground-truth items (text and phrasings) of the shipped
+    specs the labelled pairs cover: the words that tell one behaviour from another (chocolate, population)
+    weigh more than topic words (recipe, answer). Unseen words get the highest weight (key ""). Fixed by the
+    calibration set, so that shipping one more example spec does not change the calibrated matcher."""
     from game.truth import shipped_truths
 
-    documents = [_stems(" ".join([i.text, *i.phrases])) for t in shipped_truths().values()
+    calibrated = {p.spec for p in load_pairs()}
+    documents = [_stems(" ".join([i.text, *i.phrases])) for spec, t in shipped_truths().items() if spec in calibrated
                  for i in [t.root_cause, *t.behaviours]]
     counts: dict[str, int] = {}
     for words in documents:
