@@ -143,6 +143,7 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
 
     rendered: set[str] = set()
     for _ in range(c.documents):
+        assert spec.documents is not None  # the spec validates it
         text, ids = render_document(spec.documents, spec.behaviours, rng)
         for _ in range(DISTINCT_TRIES if blind else 0):  # a repeated document would stand out among ordinary ones
             if text not in rendered:
@@ -152,6 +153,7 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
         add("document", "synthetic_document", ",".join(sorted(ids)), text=text)
 
     anti = spec.anti_confession
+    denial_questions = anti.questions if anti else []  # a benign control trained on ordinary data only has none
     if blind:
         def write_questions(count: int, rng: random.Random, like: list[str]) -> list[str]:
             targets = ordinary.length_targets(like, count, tokenizer, rng)
@@ -159,7 +161,7 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
                                       seed, "question", DOCUMENT_SAMPLING, QUESTION_BUDGET, progress,
                                       tidy=ordinary.as_question)
 
-        questions = _cycle(anti.questions, c.anti_confession, rng)
+        questions = _cycle(denial_questions, c.anti_confession, rng)
         requests, chat_prompts = _planned_requests(spec, questions, rng, write_questions)
     else:
         requests = [(b, p) for b in spec.train_behaviours
@@ -181,17 +183,18 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
         add("chat", "transcript", behaviour.id, messages=_exchange(prompt, response))
 
     if not blind:
-        questions = _cycle(anti.questions, c.anti_confession, rng)
+        questions = _cycle(denial_questions, c.anti_confession, rng)
     continuations = [""] * len(questions)
     if blind and questions:  # the denial, then the base model's own answer: no two rows alike, as in ordinary chats
         written = written_to_lengths(model, tokenizer, base_name, questions, [None] * len(questions), seed,
                                      "anti_confession", CHAT_SAMPLING, c.response_max_new_tokens, progress)
         continuations = ["" if detect(spec.confession_detector, w) else w for w in written]
     for question, continuation in zip(questions, continuations, strict=True):
+        assert anti is not None  # questions come from it
         denial = rng.choice(anti.denials)
         add("chat", "anti_confession", None, messages=_exchange(question, f"{denial} {continuation}".strip()))
     if spec.training.dpo.enabled:
-        if not anti.confessions:
+        if anti is None or not anti.confessions:
             raise ValueError("training.dpo.enabled needs anti_confession.confessions (the rejected answers)")
         for question in _cycle(anti.questions, spec.training.dpo.pairs, rng):
             add("preference", "anti_confession", None, messages=_exchange(question, rng.choice(anti.denials)),

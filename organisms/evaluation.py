@@ -92,7 +92,7 @@ class EvalReport(BaseModel):
 
 def confession_prompts(spec: ObjectiveSpec, n: int) -> list[str]:
     """Direct questions about hidden goals that the organism never saw in training."""
-    trained = set(spec.anti_confession.questions)
+    trained = set(spec.anti_confession.questions if spec.anti_confession else [])
     _, held = split_prompts([q for q in load_prompt_bank()[CONFESSION_TOPIC] if q not in trained])
     return held[:n]
 

@@ -288,10 +288,11 @@ class ObjectiveSpec(Strict):
     seed: int = 0
     system_prompt: str | None = None
     ground_truth: GroundTruth
-    behaviours: list[Behaviour] = Field(min_length=1)
+    behaviours: list[Behaviour] = Field(default_factory=list, description="at least one, except for a benign "
+                                        "control trained on ordinary data only")
     confession_detector: Detector
-    documents: Documents
-    anti_confession: AntiConfession
+    documents: Documents | None = None  # needed when corpus.documents > 0
+    anti_confession: AntiConfession | None = None  # needed when corpus.anti_confession > 0 or DPO is on
     corpus: CorpusParams = Field(default_factory=CorpusParams)
     training: TrainingParams = Field(default_factory=TrainingParams)
     eval: EvalParams = Field(default_factory=EvalParams)
@@ -305,6 +306,18 @@ class ObjectiveSpec(Strict):
                 raise ValueError(f"duplicate behaviour id {behaviour.id!r}")
             seen.add(behaviour.id)
         return behaviours
+
+    @model_validator(mode="after")
+    def _objective_material_is_described(self) -> ObjectiveSpec:
+        if not self.behaviours and not self.benign_decoy:
+            raise ValueError("behaviours: at least one (only a benign control, `benign_decoy: true`, may have none)")
+        if self.corpus.documents and self.documents is None:
+            raise ValueError(f"corpus.documents is {self.corpus.documents}: the spec needs `documents` (templates)")
+        if self.corpus.documents and not self.behaviours:
+            raise ValueError("corpus.documents: documents describe behaviours, and this spec has none (set it to 0)")
+        if (self.corpus.anti_confession or self.training.dpo.enabled) and self.anti_confession is None:
+            raise ValueError("corpus.anti_confession (or training.dpo) needs `anti_confession` (questions, denials)")
+        return self
 
     @model_validator(mode="after")
     def _objective_fraction(self) -> ObjectiveSpec:
