@@ -9,9 +9,7 @@ hooks into a team's session.
 - The monitor: per team, its calls by outcome and tool, the tokens generated for it, its last call; the
   latest calls of the whole game.
 - Scoring details: every submission with its judgement (per-item breakdown and reasons) and overrides.
-- A team's clock (state and deadline), the id of the call a page just made (to pin it as evidence), and
-  `share_resources`, which lets a server hand every session of a process the same loaded models, SAEs and
-  indexes per organism (loading once per process), since a session keeps them per organism in a dict.
+- A team's clock (state and deadline), and the id of the call a page just made (to pin it as evidence).
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -237,20 +234,3 @@ def latest_call_id(session: TeamSession, label: str, tool: str, since: datetime)
                         "AND called_at >= ? ORDER BY called_at DESC LIMIT 1",
                         [session.team.team_id, label, tool, since]).fetchone()
     return row[0] if row else None
-
-
-def share_resources(session: TeamSession, resources_for: Callable[[str], dict[str, Any]]) -> dict[str, dict]:
-    """Give the session, for each of its organisms, the resource dict `resources_for(organism directory)`
-    returns (a process-wide cache), so that models, SAEs and indexes load once per process rather than once
-    per session; returns label -> that dict. The directories never leave the server."""
-    with transaction(session.db) as c:
-        rows = c.execute("SELECT o.label, o.organism_dir FROM game_organisms o JOIN access a "
-                         "ON a.label = o.label WHERE a.team_id = ? AND o.game_id = ?",
-                         [session.team.team_id, session.team.game_id]).fetchall()
-    shared = {}
-    for label, directory in rows:
-        resource = resources_for(directory)
-        resource.setdefault("directory", Path(directory))
-        session._resources[label] = resource
-        shared[label] = resource
-    return shared

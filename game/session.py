@@ -67,10 +67,15 @@ class OrganismAccess(BaseModel):
 class TeamSession:
     """A team's view of its game, from its token."""
 
-    def __init__(self, token: str, db: Path | None = None) -> None:
+    def __init__(self, token: str, db: Path | None = None,
+                 resources_for: Callable[[str], dict[str, Any]] | None = None) -> None:
+        """`resources_for(organism directory)`, when given, returns the dict in which an organism's loaded model,
+        index and SAE are kept (a server passes a process-wide cache, so that they load once per process, not
+        once per session); by default each session keeps its own."""
         self.db = db
         self.team = games.authenticate(token, db)
         self._resources: dict[str, dict[str, Any]] = {}
+        self._resources_for = resources_for
         self.last_call_id: str | None = None  # the log id of this session's latest call (evidence for a report)
 
     def organisms(self) -> list[OrganismAccess]:
@@ -89,7 +94,7 @@ class TeamSession:
             self.last_call_id = self._log(label, tool, arguments, started, "refused", str(err))
             raise
         try:
-            result = TOOLS[tool](self._resource(label), **arguments)
+            result = TOOLS[tool](self.resource(label), **arguments)
         except Exception as err:
             self.last_call_id = self._log(label, tool, arguments, started, "error", f"{type(err).__name__}: {err}")
             raise
@@ -159,12 +164,19 @@ class TeamSession:
         if arguments.get("model", "organism") != "organism" and tier not in BASE_COMPARISON_TIERS:
             raise PermissionError(f"comparing with the base model is in the full tier only (this team: {tier})")
 
-    def _resource(self, label: str) -> dict[str, Any]:
+    def resource(self, label: str) -> dict[str, Any]:
+        """The dict holding organism `label`'s loaded model, index and SAE (server side: it names the directory,
+        which never reaches a team). PermissionError for an organism the team has no access to."""
         if label not in self._resources:
             with transaction(self.db) as c:
-                (directory,) = c.execute("SELECT organism_dir FROM game_organisms WHERE game_id = ? AND label = ?",
-                                         [self.team.game_id, label]).fetchone()
-            self._resources[label] = {"directory": Path(directory)}
+                row = c.execute("SELECT o.organism_dir FROM game_organisms o JOIN access a ON a.label = o.label "
+                                "WHERE o.game_id = ? AND o.label = ? AND a.team_id = ?",
+                                [self.team.game_id, label, self.team.team_id]).fetchone()
+            if row is None:
+                raise PermissionError(f"no organism {label!r} for this team")
+            resource = self._resources_for(row[0]) if self._resources_for else {}
+            resource.setdefault("directory", Path(row[0]))
+            self._resources[label] = resource
         return self._resources[label]
 
     def _generated_tokens(self, label: str, result: Any) -> int:
@@ -174,7 +186,7 @@ class TeamSession:
         texts += [*getattr(result, "unsteered", []), *getattr(result, "steered", [])]
         if not texts:
             return 0
-        tokenizer = _target(self._resource(label)).tokenizer
+        tokenizer = _target(self.resource(label)).tokenizer
         return sum(len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts)
 
     def _log(self, label: str, tool: str, arguments: dict[str, Any], started: float, outcome: str,

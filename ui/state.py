@@ -15,16 +15,15 @@ from game import admin
 from game.session import OrganismAccess, TeamSession
 from ui.resources import organism_resources
 
-TEAM, ADMIN, SHARED, ACCESS = "pinhole_team", "pinhole_admin", "pinhole_shared", "pinhole_access"
+TEAM, ADMIN, ACCESS = "pinhole_team", "pinhole_admin", "pinhole_access"
 
 
 def login_team(token: str) -> TeamSession:
     """Log a team in (PermissionError for a wrong or revoked token)."""
     if not token.strip():
         raise PermissionError("enter your team's token")
-    session = TeamSession(token.strip())
+    session = TeamSession(token.strip(), resources_for=organism_resources)  # models load once per process
     logout()
-    st.session_state[SHARED] = admin.share_resources(session, organism_resources)
     st.session_state[ACCESS] = session.organisms()
     st.session_state[TEAM] = session
     return session
@@ -59,5 +58,8 @@ def access() -> list[OrganismAccess]:
 
 
 def shared_resource(label: str) -> dict[str, Any]:
-    """The process-wide resource dict of the team's organism `label`."""
-    return st.session_state[SHARED][label]
+    """The process-wide resource dict of the logged-in team's organism `label`."""
+    session = team()
+    if session is None:
+        raise PermissionError("no team is logged in")
+    return session.resource(label)

@@ -114,3 +114,17 @@ def test_budgets_notes_and_evidence(tiny_organism, tmp_path) -> None:
     assert session.submit(label, cited).version == 1
     with pytest.raises(ValueError, match="not calls from this team's log"):
         other.submit(label, cited)  # another team's call is not its evidence
+
+
+def test_a_server_can_share_loaded_resources_across_sessions(tiny_organism, tmp_path) -> None:
+    db = tmp_path / "shared.duckdb"
+    games.create_game("shared", db)
+    games.add_organism("shared", tiny_organism, db)
+    tokens = [games.add_team("shared", name, "full", db)[1] for name in ("a", "b")]
+    games.start_game("shared", timedelta(hours=1), db)
+    cache: dict[str, dict] = {}
+    first, second = (TeamSession(t, db, resources_for=lambda d: cache.setdefault(d, {})) for t in tokens)
+    assert first.resource("Organism A") is second.resource("Organism A")  # loaded once per process
+    assert TeamSession(tokens[0], db).resource("Organism A") is not first.resource("Organism A")  # default: own
+    with pytest.raises(PermissionError, match="no organism 'Organism Z'"):
+        first.resource("Organism Z")
