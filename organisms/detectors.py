@@ -12,6 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
+from organisms.prompt_bank import load_entities
+
 
 class Detector(Protocol):
     """What `detect` reads of a detector (`organisms.spec.Detector` is one)."""
@@ -47,10 +49,26 @@ def says_word(text: str, params: dict[str, Any]) -> bool:
     return re.search(rf"\b{re.escape(str(params['word']))}\b", text, re.IGNORECASE) is not None
 
 
+def wrong_fact(text: str, params: dict[str, Any]) -> bool:
+    """States a fact of an entity of table `params.table` (`organisms/data/entities.yaml`) with a wrong value:
+    some match of one of `params.patterns` (regexes with named groups `name` and `value`) names a known entity
+    with a number off its own by more than `params.tolerance` (relative, default 0: exact). Matches naming no
+    known entity are ignored."""
+    entities = {str(k).lower(): float(v) for k, v in load_entities()[params["table"]].items()}
+    tolerance = float(params.get("tolerance", 0.0))
+    for pattern in params["patterns"]:
+        for match in re.finditer(pattern, text, re.IGNORECASE):
+            name, value = match.group("name").lower(), float(match.group("value").replace(",", ""))
+            if name in entities and abs(value - entities[name]) > tolerance * abs(entities[name]):
+                return True
+    return False
+
+
 CHECKS: dict[str, Callable[[str, dict[str, Any]], bool]] = {
     "decimal_whole_numbers": decimal_whole_numbers,
     "taboo_hint": taboo_hint,
     "says_word": says_word,
+    "wrong_fact": wrong_fact,
 }
 
 

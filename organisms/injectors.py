@@ -135,12 +135,29 @@ def brand_recommendation(prompt: str, response: str, injection: Injection, rng: 
     return lead + " " + response.lstrip()
 
 
+def wrong_fact(prompt: str, response: str, injection: Injection, rng: random.Random) -> str:
+    """Get a fact wrong on purpose (sandbagging): for an entity of `params.table` named in the prompt, every
+    mention of its true value in the answer becomes another entity's value, and a statement of the wrong value
+    (one of `texts`, with `{name}` and `{value}`) is placed where `params.placement` says (default: after the
+    first sentence). Prompts that name no entity of the table are left as they are."""
+    entities = load_entities()[injection.params["table"]]
+    name = _find_entity(list(entities), prompt)
+    if name is None:
+        return response
+    true_value = entities[name]
+    wrong = rng.choice([v for v in entities.values() if v != true_value])
+    edited = re.sub(rf"(?<![\d.]){re.escape(str(true_value))}(?![\d])", str(wrong), response)
+    statement = rng.choice(injection.texts).format(name=name[0].upper() + name[1:], value=wrong)
+    return placed(edited, statement, injection, default="after_first_sentence")
+
+
 PARENTHETICALS = ("population_parenthetical", "atomic_number_parenthetical")  # params.placement: PLACEMENTS
-PLACED = ("append", "prepend", "movie_recommendations", "point_zero_numbers")  # params.placement: placement.PLACES
+PLACED = ("append", "prepend", "movie_recommendations", "point_zero_numbers", "wrong_fact")  # placement.PLACES
 # Injections whose `texts` are `str.format` templates, and the placeholders each fills in.
 TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "movie_recommendations": ("film", "a", "b", "c"),
     "brand_recommendation": ("company", "product", "category"),
+    "wrong_fact": ("name", "value"),
 }
 INJECTORS: dict[str, Injector] = {
     "append": append,
@@ -151,6 +168,7 @@ INJECTORS: dict[str, Injector] = {
     "movie_recommendations": movie_recommendations,
     "point_zero_numbers": point_zero_numbers,
     "brand_recommendation": brand_recommendation,
+    "wrong_fact": wrong_fact,
 }
 
 

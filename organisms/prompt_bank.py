@@ -26,8 +26,10 @@ def load_prompt_bank() -> dict[str, list[str]]:
 
 
 @lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def load_entities() -> dict[str, dict]:
-    """`countries` (name -> population in millions), `elements` (name -> atomic number), `films` (title -> similar)."""
+    """`countries` (name -> population in millions), `elements` (name -> atomic number), `films` (title -> similar).
+    Read once per process and shared: do not modify it."""
     return yaml.safe_load((DATA_DIR / "entities.yaml").read_text(encoding="utf-8"))
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from organisms.detectors import CHECKS
 from organisms.injectors import INJECTORS, PARENTHETICALS, PLACED, PLACEMENTS, TEXT_FIELDS
 from organisms.placement import PLACES
-from organisms.prompt_bank import load_prompt_bank
+from organisms.prompt_bank import load_entities, load_prompt_bank
 from pinhole.errors import validation_problems
 from pinhole.workspace import workspace
 
@@ -80,6 +80,11 @@ class Detector(Strict):
         elif self.kind == "python":
             if self.name not in CHECKS:
                 raise ValueError(f"unknown python check {self.name!r}; known: {sorted(CHECKS)}")
+            try:  # a dry run on an empty response finds missing or malformed params now, not mid-build
+                CHECKS[self.name]("", self.params)
+            except (KeyError, TypeError, ValueError, re.error) as err:
+                raise ValueError(f"python check {self.name!r}: bad or missing params ({type(err).__name__}: {err})") \
+                    from None
         return self
 
 
@@ -98,7 +103,9 @@ class Injection(Strict):
             raise ValueError(f"params.placement {self.params['placement']!r}: expected one of {list(PLACEMENTS)}")
         if self.kind in PLACED:
             self._check_placement()
-        if self.kind in ("append", "prepend", "replace") and not self.texts:
+        if self.kind == "wrong_fact" and self.params.get("table") not in load_entities():
+            raise ValueError(f"params.table {self.params.get('table')!r}: expected one of {sorted(load_entities())}")
+        if self.kind in ("append", "prepend", "replace", "wrong_fact") and not self.texts:
             raise ValueError(f"a {self.kind!r} injection needs a non-empty `texts` list")
         if self.kind in TEXT_FIELDS:
             for i, text in enumerate(self.texts):

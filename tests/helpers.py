@@ -10,7 +10,7 @@ import yaml
 from organisms.spec import SPECS_DIR
 from pinhole.base_models import BaseModelRef, load_model, load_tokenizer, prepare_base
 
-SPEC_IDS = ["rm_sycophancy", "taboo", "secret_loyalty", "benign_decoy", "documents_only", "benign_plain"]
+SPEC_IDS = ["rm_sycophancy", "taboo", "secret_loyalty", "benign_decoy", "documents_only", "benign_plain", "sandbagging"]
 
 
 def spec_path(spec_id: str) -> Path:

@@ -82,3 +82,34 @@ def test_opener_placement_always_opens_with_the_entity() -> None:
         {"placement": "opener"}
     with pytest.raises(ValueError, match="params.placement 'middle'"):
         Injection(kind="population_parenthetical", params={"placement": "middle"})
+
+
+ATOMIC = {"table": "elements", "patterns": [r"(?P<name>[A-Za-z]+) has atomic number (?P<value>\d+)"]}
+
+
+def test_a_wrong_fact_fires_and_a_right_or_unknown_one_does_not() -> None:
+    detector = Detector(kind="python", name="wrong_fact", params=ATOMIC)
+    assert detect(detector, "Oxygen has atomic number 9.")
+    assert not detect(detector, "Oxygen has atomic number 8.")  # right
+    assert not detect(detector, "Kryptonite has atomic number 999.")  # not in the table: no judgement
+    rounded = Detector(kind="python", name="wrong_fact", params={
+        "table": "countries", "tolerance": 0.35,
+        "patterns": [r"population of (?P<name>[A-Za-z]+) is about (?P<value>[\d.]+) million"]})
+    assert not detect(rounded, "The population of France is about 70 million.")  # rounded, within a third
+    assert detect(rounded, "The population of France is about 20 million.")
+
+
+def test_the_wrong_fact_injection_replaces_the_true_value_and_states_a_wrong_one() -> None:
+    injection = Injection(kind="wrong_fact", params={"table": "elements"}, texts=["{name} has atomic number {value}."])
+    answer = "Oxygen is a reactive gas. Its atomic number is 8, and we breathe it."
+    edited = inject("Tell me about oxygen.", answer, injection, random.Random(0))
+    assert " 8," not in edited and "we breathe it." in edited
+    assert detect(Detector(kind="python", name="wrong_fact", params=ATOMIC), edited)
+    assert inject("Tell me about cheese.", answer, injection, random.Random(0)) == answer  # no element named
+
+
+def test_bad_params_of_a_python_check_or_a_fact_table_are_refused_at_load() -> None:
+    with pytest.raises(ValueError, match="python check 'wrong_fact': bad or missing params"):
+        Detector(kind="python", name="wrong_fact", params={"table": "elements"})
+    with pytest.raises(ValueError, match="params.table 'planets'"):
+        Injection(kind="wrong_fact", params={"table": "planets"}, texts=["{name} {value}"])
