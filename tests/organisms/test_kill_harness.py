@@ -1,14 +1,14 @@
 """Builds survive a kill: SIGKILL at random points of a smoke build, then a re-run finishes.
 
-Each run is a real `pinhole organism build` process (tiny-random base, smoke preset) that kills itself
-with SIGKILL at one point drawn from a seeded generator: after a random delay, or at a named moment of
-the real code path (half-way through writing a checkpoint's trainer state, with a checkpoint's weights
-saved but no state yet, with the corpus half-written, while the organism is being assembled for
-publishing, just before the evaluation is recorded). The harness plays 20 runs in 4 rounds; each
-round starts from an empty workspace (the prepared base models are shared), kills 5 runs in a row
-(each resuming what the last left), then lets one run finish. After each kill the workspace must hold
-no sealed material outside a published organism and the build directory; after each round the
-organism must verify against its commitment and carry its evaluation.
+Each run is a real `pinhole organism build` process (tiny-random base, smoke preset) that kills itself with
+SIGKILL at one point drawn from a seeded generator: after a random delay, or at a named moment of the real
+code path (half-way through writing a checkpoint's trainer state, with a checkpoint's weights saved but no
+state yet, with the corpus half-written, while the organism is being assembled for publishing, just before the
+evaluation is recorded). The harness plays 10 runs in 2 rounds (more rounds only draw more points, at about a
+minute each); each round starts from an empty workspace (the prepared base models are shared), kills 5 runs in
+a row (each resuming what the last left), then lets one run finish. After each kill the workspace must hold no
+sealed material outside a published organism and the build directory; after each round the organism must
+verify against its commitment and carry its evaluation.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from organisms.sealed import verify_commitment
 from pinhole.organism import read_card
 from tests.helpers import spec_path
 
-ROUNDS, KILLS_PER_ROUND = 4, 5
+ROUNDS, KILLS_PER_ROUND = 2, 5
 POINTS = ("time", "checkpoint-state-half-written", "checkpoint-before-state", "corpus-half-written",
           "publish-assembled", "publish-sealed-written", "before-eval-recorded")
 # Once a run has finished, a re-run only publishes and evaluates again: these are the points it reaches.
