@@ -19,7 +19,7 @@ import torch
 from pydantic import BaseModel
 
 from audit_tools.feature_pages import FeatureIndex, NearFeature
-from audit_tools.residual import residual_after, unembed
+from audit_tools.residual import text_residual, unembed
 
 DIFF_TEXTS = Path(__file__).parent / "data" / "diff_texts.txt"
 
@@ -74,8 +74,7 @@ def _residuals(target: Any, layer: int, texts: list[str], model: str, first_toke
     out = []
     with target.use(model) as module:
         for text in texts:
-            encoded = dict(target.tokenizer([text], return_tensors="pt", add_special_tokens=False))
-            hidden = residual_after(module, layer, encoded)[0, 1:].float()
+            hidden = text_residual(module, target.tokenizer, layer, text)[1][1:]
             out.append(hidden[:first_tokens] if first_tokens else hidden)
     return out
 

@@ -106,6 +106,13 @@ def residual_after(model: Any, layer: int, inputs: dict[str, torch.Tensor]) -> t
     return seen.value
 
 
+def text_residual(model: Any, tokenizer: Any, layer: int, text: str) -> tuple[list[int], torch.Tensor]:
+    """A text's token ids (no special tokens added) and the residual after `layer` at each of them, in float:
+    [n_tokens, d_model]."""
+    encoded = dict(tokenizer([text], return_tensors="pt", add_special_tokens=False))
+    return encoded["input_ids"][0].tolist(), residual_after(model, layer, encoded)[0].float()
+
+
 @contextlib.contextmanager
 def edit_residual(model: Any, layer: int, edit: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
     """While open, every forward pass replaces the residual stream after `layer` by `edit(residual)`."""

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel
 
-from audit_tools.residual import after_first, edit_residual, residual_after
+from audit_tools.residual import after_first, edit_residual, text_residual
 from audit_tools.target import Sampling
 from pinhole.generation import generate
 
@@ -88,6 +88,5 @@ def steer(target: Any, layer: int, prompt: str, *, edit: Any, feature_ids: list[
 def mean_residual_norm(target: Any, layer: int, text: str, model: str = "organism") -> float:
     """The mean residual norm after `layer` over a text's tokens but the first."""
     with target.use(model) as module:
-        encoded = dict(target.tokenizer([text], return_tensors="pt", add_special_tokens=False))
-        hidden = residual_after(module, layer, encoded)[0, 1:].float()
+        hidden = text_residual(module, target.tokenizer, layer, text)[1][1:]
     return float(hidden.norm(dim=1).mean()) if len(hidden) else 1.0

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel
 
-from audit_tools.residual import residual_after
+from audit_tools.residual import text_residual
 
 RankBy = Literal["activation", "specificity"]
 DENSE_DEFAULT = 0.1  # features firing on more than a tenth of tokens are left out unless asked for
@@ -51,10 +51,9 @@ def tokenize(tokenizer: Any, text: str) -> dict[str, torch.Tensor]:
 @torch.no_grad()
 def feature_activations(model: Any, tokenizer: Any, sae: Any, layer: int, text: str) -> tuple[list[str], torch.Tensor]:
     """(tokens, activations [n_tokens, d_sae]) of a text."""
-    encoded = tokenize(tokenizer, text)
-    hidden = residual_after(model, layer, encoded)[0].float()
-    tokens = [tokenizer.decode([i]) for i in encoded["input_ids"][0].tolist()]
-    return tokens, sae.encode(hidden)
+    tokenize(tokenizer, text)  # a clear error for an empty text
+    ids, hidden = text_residual(model, tokenizer, layer, text)
+    return [tokenizer.decode([i]) for i in ids], sae.encode(hidden)
 
 
 def text_features(model: Any, tokenizer: Any, sae: Any, layer: int, labels: list[str], density: torch.Tensor,
