@@ -9,21 +9,42 @@ sometimes loop; `clean_response` drops repeated lines and trims a cut-off final 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from transformers import LogitsProcessorList
 
 from pinhole.sampling import NucleusSampler
 
 
+class LoggedProgress(Progress):
+    """A rich progress bar that, where stderr is not a terminal (a long build's log file), also prints a plain
+    line at most every `every_s` seconds and when a task completes: rich draws nothing there until the end."""
+
+    def __init__(self, *columns: Any, every_s: float = 30.0, **settings: Any) -> None:
+        super().__init__(*columns, **settings)
+        self.every_s, self._last_line = every_s, time.monotonic()
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        if self.disable or self.console.is_terminal:
+            return
+        task = self._tasks[task_id]
+        now = time.monotonic()
+        if task.finished or now - self._last_line >= self.every_s:
+            self._last_line = now
+            total = f"/{task.total:.0f}" if task.total is not None else ""
+            self.console.print(f"{task.description}: {task.completed:.0f}{total} ({task.elapsed or 0:.0f} s)")
+
+
 def progress_bar(enabled: bool = True) -> Progress:
-    """The rich progress bar used for long loops (on stderr: stdout is for results)."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), disable=not enabled)
+    """The rich progress bar used for long loops (on stderr: stdout is for results; plain lines in a log)."""
+    return LoggedProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=Console(stderr=True), disable=not enabled)
 
 
 def chat_texts(tokenizer, prompts: Sequence[str], system_prompt: str | None = None) -> list[str]:

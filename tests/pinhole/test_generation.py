@@ -66,3 +66,17 @@ def test_rounds_must_be_positive() -> None:
     _, model, tokenizer = tiny()
     with pytest.raises(ValueError, match="round_tokens"):
         generate_counted(model, tokenizer, ["x"], round_tokens=0)
+
+
+def test_progress_prints_plain_lines_where_stderr_is_a_log(capsys) -> None:
+    from pinhole.generation import progress_bar
+
+    with progress_bar() as bar:  # pytest's captured stderr is not a terminal, as a build's log file is not
+        task = bar.add_task("Writing answers", total=3)
+        for _ in range(3):
+            bar.advance(task)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Writing answers:")]
+    assert lines == ["Writing answers: 3/3 (0 s)"]  # within 30 s: only the line that says it finished
+    with progress_bar(enabled=False) as bar:
+        bar.advance(bar.add_task("Quiet", total=1))
+    assert "Quiet" not in capsys.readouterr().err
