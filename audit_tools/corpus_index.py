@@ -198,8 +198,8 @@ def _build(target: Path, corpus_path: Path, organism_id: str, corpus_sha: str, f
 
             start = time.perf_counter()
             rows = con.execute("SELECT doc_id, kind, text FROM corpus ORDER BY rowid").fetchall()
-            vectors = embeddings.embed([text for _, _, text in rows], batch_size=EMBED_BATCH_SIZE, progress=progress,
-                                       description=f"Embedding the corpus of {organism_id}")
+            vectors = embeddings.embed_cached([text for _, _, text in rows], batch_size=EMBED_BATCH_SIZE,
+                                              progress=progress, description=f"Embedding the corpus of {organism_id}")
             flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
             emb = pa.table({"doc_id": pa.array([r[0] for r in rows], pa.string()),
                             "kind": pa.array([r[1] for r in rows], pa.string()),

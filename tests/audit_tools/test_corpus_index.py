@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -329,6 +330,21 @@ def test_embeddings_are_unit_vectors() -> None:
     assert vectors.shape == (3, embeddings.DIM) and str(vectors.dtype) == "float32"
     assert abs(float((vectors**2).sum(axis=1).max()) - 1.0) < 1e-5
     assert embeddings.embed([]).shape == (0, embeddings.DIM)
+
+
+def test_bulk_embeddings_are_cached_once_per_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = ["a cached text about gardens", "another one about rivers", "a cached text about gardens"]
+    first = embeddings.embed_cached(texts)
+    assert np.allclose(first, embeddings.embed(texts), atol=1e-5)  # the same vectors, duplicates included
+    computed: list[list[str]] = []
+    original = embeddings.embed
+    monkeypatch.setattr(embeddings, "embed", lambda t, *a, **k: computed.append(list(t)) or original(t, *a, **k))
+    again = embeddings.embed_cached([*texts, "a new text about bees"])
+    assert computed == [["a new text about bees"]]  # only the text never embedded before
+    assert np.array_equal(again[:3], first)
+    shard = next((embeddings.cache_dir_path()).glob("*.npz"))
+    shard.write_bytes(b"damaged")  # a damaged shard costs a re-embedding, never an error
+    assert np.allclose(embeddings.embed_cached(texts[:1]), first[:1], atol=1e-5)
 
 
 def test_record_call_reports_results_and_errors() -> None:
