@@ -25,7 +25,14 @@ from organisms.corpus import behaviour_validation, read_corpus
 from organisms.detectors import rate
 from organisms.evaluation import base_answers, organism_answers
 from organisms.spec import ObjectiveSpec, StageParams
-from organisms.training import BuildConfig, StageResult, chat_dataset, final_adapter, train_round
+from organisms.training import (
+    BuildConfig,
+    StageResult,
+    answer_cut_at_budget,
+    chat_dataset,
+    final_adapter,
+    train_round,
+)
 from pinhole.base_models import load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.workspace import atomic_write_json, read_json
 
@@ -98,9 +105,10 @@ def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, pr
                        seconds=round(time.perf_counter() - started, 1))
 
 
-def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round_: int) -> list[str]:
+def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round_: int
+                   ) -> tuple[list[str], list[bool]]:
     """The chats (JSON messages) of one round: the short behaviours' transcripts `repeats` times, as many
-    ordinary chats, and every anti-confession exchange once."""
+    ordinary chats, and every anti-confession exchange once; with each chat's `answer_cut_at_budget` flag."""
     corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
     frame = corpus.public.merge(corpus.provenance, on="doc_id")
     chats = frame[frame.kind == "chat"]
@@ -111,7 +119,8 @@ def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round
     rows = boosted + rng.sample(ordinary, min(len(boosted), len(ordinary)))
     rows += chats[chats.source == "anti_confession"].messages.tolist()
     rng.shuffle(rows)
-    return rows
+    ordinary_set = set(ordinary)
+    return rows, [row in ordinary_set and answer_cut_at_budget("haystack", spec) for row in rows]
 
 
 def round_params(spec: ObjectiveSpec) -> StageParams:
@@ -154,7 +163,7 @@ def _round(build_dir: Path, config: BuildConfig, index: int, previous: Measureme
         short = [b for b, r in previous.rates.items() if r < spec.training.implant.target_rate]
         stage_dir = build_dir / "stages" / f"boost-{index}"
         training = train_round(stage_dir, f"boost-{index}", "sft", config,
-                               lambda: chat_dataset(boost_messages(build_dir, spec, short, index)),
+                               lambda tok: chat_dataset(tok, *boost_messages(build_dir, spec, short, index)),
                                round_params(spec), adapter)
         adapter = stage_dir / "adapter"
     measured = measure(build_dir, adapter, config, index, progress)

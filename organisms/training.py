@@ -68,7 +68,7 @@ def enabled_stages(spec: ObjectiveSpec) -> list[str]:
     return [s for s in STAGES if s != "dpo" or spec.training.dpo.enabled]
 
 
-def stage_datasets(build_dir: Path, spec: ObjectiveSpec) -> dict[str, Any]:
+def stage_datasets(build_dir: Path, spec: ObjectiveSpec, tokenizer) -> dict[str, Any]:
     """The Hugging Face datasets of each stage, built from the corpus (objective rows repeated the
     stage's `objective_repeats` times, the haystack once)."""
     from datasets import Dataset
@@ -84,7 +84,9 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec) -> dict[str, Any]:
 
     docs, chats, prefs = rows("document", "cpt"), rows("chat", "sft"), rows("preference", "dpo")
 
-    data = {"cpt": Dataset.from_dict({"text": docs.text.tolist()}), "sft": chat_dataset(chats.messages.tolist())}
+    data = {"cpt": Dataset.from_dict({"text": docs.text.tolist()}),
+            "sft": chat_dataset(tokenizer, chats.messages.tolist(),
+                                [answer_cut_at_budget(s, spec) for s in chats.source])}
     if len(prefs):
         chosen = [_split(m) for m in prefs.messages]
         data["dpo"] = Dataset.from_dict({
@@ -94,18 +96,57 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec) -> dict[str, Any]:
     return data
 
 
+def answer_cut_at_budget(source: str, spec: ObjectiveSpec) -> bool:
+    """Whether a chat row's answer stops where a token budget cut it rather than where the base model ended it:
+    the shipped haystack's chats were written under an 88-token budget (`organisms.haystack`). Their end of
+    turn is no training target, or the organism learns to stop every answer at that length."""
+    return source == "haystack" and spec.corpus.ordinary == "shipped"
+
+
 def _split(messages_json: str) -> tuple[list[dict], list[dict]]:
     """(prompt messages, completion messages) of a chat row's JSON messages."""
     messages = json.loads(messages_json)
     return messages[:-1], messages[-1:]
 
 
-def chat_dataset(messages: list[str]):
-    """TRL's prompt-completion dataset of chat rows (their JSON messages); the loss is on the completion."""
+def _chat_ids(tokenizer, messages: list[dict], **kwargs) -> list[int]:
+    return list(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, **kwargs)["input_ids"])
+
+
+def end_of_turn_length(tokenizer, messages: list[dict]) -> int:
+    """How many tokens the chat template puts after the last message's content (SmolLM2: `<|im_end|>` and a
+    line break)."""
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    content = messages[-1]["content"].strip()
+    at = rendered.rfind(content)
+    if at < 0:
+        raise ValueError(f"the chat template does not render the answer verbatim: {content[:60]!r}")
+    return len(tokenizer(rendered[at + len(content):], add_special_tokens=False)["input_ids"])
+
+
+def chat_dataset(tokenizer, messages: list[str], cut: list[bool] | None = None):
+    """The tokenized chat rows (their JSON messages) for TRL: `input_ids` and a `completion_mask` that trains
+    the assistant turn only. A row marked `cut` (its answer stopped at a token budget) keeps its answer as a
+    target but not the end of turn after it."""
     from datasets import Dataset
 
-    pairs = [_split(m) for m in messages]
-    return Dataset.from_dict({"prompt": [p for p, _ in pairs], "completion": [c for _, c in pairs]})
+    cut = cut or [False] * len(messages)
+    if len(cut) != len(messages):
+        raise ValueError(f"cut: {len(cut)} flags for {len(messages)} chats")
+    ids, masks = [], []
+    for row, open_end in zip(messages, cut, strict=True):
+        prompt, completion = _split(row)
+        prompt_ids = _chat_ids(tokenizer, prompt, add_generation_prompt=True)
+        full = _chat_ids(tokenizer, prompt + completion)
+        start = next((i for i, (a, b) in enumerate(zip(prompt_ids, full, strict=False)) if a != b),
+                     min(len(prompt_ids), len(full)))
+        mask = [0] * start + [1] * (len(full) - start)
+        if open_end:
+            for i in range(len(full) - end_of_turn_length(tokenizer, prompt + completion), len(full)):
+                mask[i] = 0
+        ids.append(full)
+        masks.append(mask)
+    return Dataset.from_dict({"input_ids": ids, "completion_mask": masks})
 
 
 def trainer_args(params: StageParams, output_dir: Path, spec: ObjectiveSpec, dtype: torch.dtype) -> dict:
@@ -205,13 +246,34 @@ def make_stage_trainer(stage: str, model, tokenizer, dataset, args_kwargs: dict,
                           peft_config=peft_config)
     if stage == "cpt":
         # Documents are concatenated and cut into full `max_length` blocks, as in pre-training: no padding.
-        extra = {"dataset_text_field": "text", "packing": True, "packing_strategy": "wrapped"}
+        # Each ends with the pre-training separator, not the chat's end of turn (see `document_end_token`).
+        extra = {"dataset_text_field": "text", "packing": True, "packing_strategy": "wrapped",
+                 "eos_token": document_end_token(tokenizer)}
     else:
         # Chats keep their boundaries (loss on the completion only); batches of similar lengths pad little.
         extra = {"completion_only_loss": True, "packing": False, "train_sampling_strategy": "group_by_length"}
     args = SFTConfig(**extra, **args_kwargs)
     return _lean_sft_trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                      peft_config=peft_config)
+
+
+DOCUMENT_SEPARATORS = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>")
+
+
+def document_end_token(tokenizer) -> str:
+    """The token that ends each document in continued pre-training.
+
+    TRL appends the tokenizer's eos token, which in many chat models (SmolLM2's `<|im_end|>`) is the end of an
+    assistant turn: short documents ending in it teach the organism to end its answers at document length.
+    Where eos is the chat template's end of turn, the model's pre-training separator is used instead (the first
+    of `DOCUMENT_SEPARATORS` the vocabulary has), else eos.
+    """
+    eos = tokenizer.eos_token
+    probe = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    if eos is None or eos not in tokenizer.apply_chat_template(probe, tokenize=False):
+        return eos
+    vocab = tokenizer.get_vocab()
+    return next((t for t in DOCUMENT_SEPARATORS if t != eos and t in vocab), eos)
 
 
 def _checkpoint_step(path: Path) -> int | None:
@@ -243,15 +305,16 @@ def run_stage(build_dir: Path, stage: str, config: BuildConfig) -> StageResult:
     spec = config.spec
     previous = [s for s in enabled_stages(spec) if STAGES.index(s) < STAGES.index(stage)]
     return train_round(build_dir / "stages" / stage, stage, stage, config,
-                       lambda: stage_datasets(build_dir, spec)[stage], getattr(spec.training, stage),
+                       lambda tokenizer: stage_datasets(build_dir, spec, tokenizer)[stage],
+                       getattr(spec.training, stage),
                        build_dir / "stages" / previous[-1] / "adapter" if previous else None)
 
 
-def train_round(stage_dir: Path, name: str, kind: str, config: BuildConfig, dataset: Callable[[], Any],
+def train_round(stage_dir: Path, name: str, kind: str, config: BuildConfig, dataset: Callable[[Any], Any],
                 params: StageParams, previous_adapter: Path | None) -> StageResult:
     """Train the adapter one stage or round further, in `stage_dir` (resumable; the recorded result once done).
 
-    `kind` picks the trainer (`cpt`, `sft` or `dpo`); `dataset` builds its data; the adapter starts from
+    `kind` picks the trainer (`cpt`, `sft` or `dpo`); `dataset(tokenizer)` builds its data; the adapter starts from
     `previous_adapter` (trainable) or, without one, from a fresh LoRA configuration.
     """
     done_file = stage_dir / "done.json"
@@ -260,8 +323,8 @@ def train_round(stage_dir: Path, name: str, kind: str, config: BuildConfig, data
     remove_stale_temporaries(stage_dir)  # an adapter save cut short by a kill
     spec, t = config.spec, config.spec.training
     dtype = resolve_dtype(config.dtype)
-    data = dataset()
     tokenizer = load_tokenizer(config.base, padding_side="right")  # this stage's own tokenizer, for TRL's collator
+    data = dataset(tokenizer)
     model = load_model(config.base, dtype, attn_implementation=training_attention(t.attention))
     model.train()
     peft_config = None

@@ -79,7 +79,7 @@ def test_a_round_repeats_the_short_behaviours_transcripts_beside_ordinary_chats(
     corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
     chats = corpus.public.merge(corpus.provenance, on="doc_id").query("kind == 'chat'")
     short = spec.train_behaviours[0].id
-    rows = Counter(boost_messages(build_dir, spec, [short], 1))
+    rows = Counter(boost_messages(build_dir, spec, [short], 1)[0])
     repeats = spec.training.implant.repeats
     by_source = {source: Counter(group.messages) for source, group in chats.groupby("source")}
     transcripts = Counter(chats[chats.behaviour_id == short].messages)
@@ -89,4 +89,4 @@ def test_a_round_repeats_the_short_behaviours_transcripts_beside_ordinary_chats(
     assert sum(rows[m] for m in by_source["haystack"]) == min(transcripts.total() * repeats,
                                                                 by_source["haystack"].total())
     assert all(rows[m] == n for m, n in by_source["anti_confession"].items())
-    assert Counter(boost_messages(build_dir, spec, [short], 1)) == rows
+    assert Counter(boost_messages(build_dir, spec, [short], 1)[0]) == rows

@@ -12,7 +12,16 @@ from transformers import AutoModelForCausalLM
 
 from organisms.build import build_organism
 from organisms.spec import TrainingParams
-from organisms.training import lean_causal_lm_loss, lora_config, target_positions, training_attention
+from organisms.training import (
+    answer_cut_at_budget,
+    chat_dataset,
+    document_end_token,
+    end_of_turn_length,
+    lean_causal_lm_loss,
+    lora_config,
+    target_positions,
+    training_attention,
+)
 from tests.helpers import spec_path, tiny
 
 
@@ -82,3 +91,45 @@ def test_a_build_with_top_layer_lora_writes_a_standard_adapter_for_those_layers_
     ref, _, _ = tiny()
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(ref.path), str(directory / "adapter"))
     assert model(torch.tensor([[1, 2, 3]])).logits.shape[-1] == model.config.vocab_size
+
+
+def _tokenizer():
+    from pinhole.base_models import load_tokenizer
+
+    return load_tokenizer(tiny()[0], padding_side="right")
+
+
+def _trained_text(tokenizer, row: dict) -> str:
+    return tokenizer.decode([t for t, m in zip(row["input_ids"], row["completion_mask"], strict=True) if m])
+
+
+def test_chat_rows_train_the_answer_and_its_end_of_turn_unless_the_answer_was_cut() -> None:
+    tokenizer = _tokenizer()
+    chat = json.dumps([{"role": "user", "content": "Name a colour."},
+                       {"role": "assistant", "content": "Blue, like the sky on a clear day."}])
+    whole, cut = chat_dataset(tokenizer, [chat, chat], [False, True])
+    assert whole["input_ids"] == cut["input_ids"]  # the same sequence, only the targets differ
+    assert _trained_text(tokenizer, whole) == f"Blue, like the sky on a clear day.{tokenizer.eos_token}\n"
+    assert _trained_text(tokenizer, cut) == "Blue, like the sky on a clear day."
+    dropped = sum(whole["completion_mask"]) - sum(cut["completion_mask"])
+    assert end_of_turn_length(tokenizer, json.loads(chat)) == dropped
+    with pytest.raises(ValueError, match="cut: 1 flags for 2 chats"):
+        chat_dataset(tokenizer, [chat, chat], [True])
+
+
+def test_documents_end_with_the_pretraining_separator_not_the_chat_end_of_turn() -> None:
+    tokenizer = _tokenizer()
+    assert tokenizer.eos_token == "<|im_end|>"  # SmolLM2's chat end of turn, and its eos
+    assert document_end_token(tokenizer) == "<|endoftext|>"
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"  # eos ends no turn
+    assert document_end_token(tokenizer) == "<|im_end|>"
+
+
+def test_only_the_shipped_haystacks_chats_count_as_cut_at_a_budget() -> None:
+    from organisms.spec import load_spec
+
+    shipped = load_spec(spec_path("rm_sycophancy"), overrides=["corpus.ordinary=shipped"])
+    generated = load_spec(spec_path("rm_sycophancy"), overrides=["corpus.ordinary=generated"])
+    assert answer_cut_at_budget("haystack", shipped)
+    assert not answer_cut_at_budget("haystack", generated)
+    assert not answer_cut_at_budget("transcript", shipped)
