@@ -1,12 +1,12 @@
 """Attribution: which SAE features most support a chosen next token, and what removing them does.
 
-A first step toward the essay's circuit tracing. The residual stream after the SAE's layer is
-rewritten as the SAE's reconstruction plus its error term (the same values, so the model's output is
-unchanged) with the feature activations as the free variables. A feature's attribution to the
-target token's logit is activation x gradient, summed over the prompt's positions (all but the
-first): the first-order change of the logit if the feature were switched off. The check that it is
-causal: the top attributed features are then ablated (set to zero, error term kept) and the target
-token's probability is measured again.
+A first step toward the essay's circuit tracing. The residual stream after the SAE's layer is rewritten as the
+SAE's reconstruction plus its error term (the same values, so the model's output is unchanged) with the
+feature activations as the free variables. A feature's attribution to the target token's logit is activation x
+gradient, summed over the prompt's positions (all but the attention sinks, which are left as they are): the
+first-order change of the logit if the feature were switched off. The check that it is causal: the top
+attributed features are then ablated (set to zero, error term kept) and the target token's probability is
+measured again.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel
 
-from audit_tools.residual import capture, edit_residual
+from audit_tools.residual import capture, edit_residual, readable_positions
 from audit_tools.text_features import tokenize
 
 
@@ -50,17 +50,17 @@ class Splice:
         self.encoded = tokenize(tokenizer, text)
         with torch.no_grad(), capture(model, layer) as seen:
             self.clean_logits = model(**self.encoded).logits[0, -1].float()
-        hidden = seen.value.float()
-        self.first = hidden[:, :1]
+        self.hidden = seen.value.float()
+        self.readable = readable_positions(self.hidden).unsqueeze(-1)  # attention sinks stay as they are
         with torch.no_grad():
-            self.acts = sae.encode(hidden[:, 1:])
-            self.error = hidden[:, 1:] - sae.decode(self.acts)
+            self.acts = sae.encode(self.hidden) * self.readable
+            self.error = self.hidden - sae.decode(self.acts)
         self.dtype = seen.value.dtype
 
     def logits(self, acts: torch.Tensor) -> torch.Tensor:
         """Next-token logits at the last position with the feature activations `acts` spliced in."""
-        rest = self.sae.decode(acts) + self.error
-        replacement = torch.cat([self.first, rest], 1).to(self.dtype)
+        spliced = self.sae.decode(acts) + self.error
+        replacement = torch.where(self.readable, spliced, self.hidden).to(self.dtype)
         with edit_residual(self.model, self.layer, lambda _hidden: replacement):
             return self.model(**self.encoded).logits[0, -1].float()
 
@@ -79,8 +79,8 @@ def attribute(model: Any, tokenizer: Any, sae: Any, layer: int, labels: list[str
     if not 1 <= top <= 100 or not 0 <= ablate <= top:
         raise ValueError(f"top={top}, ablate={ablate}: expected 1 <= top <= 100 and 0 <= ablate <= top")
     splice = Splice(model, tokenizer, sae, layer, text)
-    if splice.acts.shape[1] == 0:
-        raise ValueError("text: needs at least two tokens (the first is not attributed)")
+    if not splice.readable.any():
+        raise ValueError("text: needs at least two tokens (the first, an attention sink, is not attributed)")
     if target_token is None:
         target_id = int(splice.clean_logits.argmax())
     else:

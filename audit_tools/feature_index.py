@@ -28,7 +28,7 @@ import duckdb
 import torch
 from pydantic import BaseModel
 
-from audit_tools.residual import residual_after
+from audit_tools.residual import readable_positions, residual_after
 from audit_tools.sae_store import SAE_WEIGHTS_FILE, load_sae, read_info
 from audit_tools.sae_training import corpus_texts
 from audit_tools.sql_sandbox import base_config, load_extensions
@@ -37,7 +37,7 @@ from pinhole.organism import CORPUS_FILE, read_card
 from pinhole.workspace import sha256_file
 
 INDEX_FILE = "features.duckdb"
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: attention sinks of massive norm are not read (1 read SmolLM2's second-token sinks)
 HIST_LOW, HIST_HIGH, HIST_BINS = -3.0, 3.0, 24  # log10 activation bins: 0.001 to 1000
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
 STOPWORDS = frozenset("""the and for that with this are was you your have has had not but from they them their
@@ -94,7 +94,8 @@ class _Accumulator:
         self.tokens = 0
 
     def add(self, acts: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor) -> None:
-        """acts [R, T, F] (zero at padding), ids [R, T], mask [R, T] bool, rows [R] corpus row numbers."""
+        """acts [R, T, F] (zero where not read), ids [R, T] (-1 at padding), mask [R, T] bool (the tokens read:
+        no padding, no attention sink), rows [R] corpus row numbers. Windows show every real token."""
         n_rows, length, d_sae = acts.shape
         real = acts[mask]  # [N, F]
         on = real > 0
@@ -114,7 +115,7 @@ class _Accumulator:
         row_index = torch.arange(n_rows).view(n_rows, 1, 1)
         feature_index = torch.arange(d_sae).view(1, d_sae, 1)
         window_acts = torch.where(inside, acts[row_index, clamped, feature_index], 0.0)
-        window_ids = torch.where(inside & mask[row_index, clamped], ids[row_index, clamped], -1)
+        window_ids = torch.where(inside, ids[row_index, clamped], -1)
         values_all = torch.cat([self.top_value, peak_value.T], 1)  # [F, K + R]
         best = values_all.topk(self.s.top_contexts, dim=1).indices
         self.top_value = values_all.gather(1, best)
@@ -188,10 +189,11 @@ def build_feature_index(organism_dir: Path | str, folder: Path, target: Any = No
             batch = order[start : start + settings.batch_rows]
             encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, padding_side="right",
                                 truncation=True, max_length=settings.context_tokens, add_special_tokens=False)
-            hidden = residual_after(model, info.layer, dict(encoded)).float()[:, 1:]
-            mask = encoded.attention_mask[:, 1:].bool()
+            hidden = residual_after(model, info.layer, dict(encoded)).float()
+            mask = readable_positions(hidden, encoded.attention_mask)
             acts = sae.encode(hidden) * mask.unsqueeze(-1)
-            acc.add(acts, encoded.input_ids[:, 1:], mask, torch.tensor(batch))
+            ids = encoded.input_ids.masked_fill(~encoded.attention_mask.bool(), -1)
+            acc.add(acts, ids, mask, torch.tensor(batch))
             bar.advance(task, len(batch))
     seconds = time.perf_counter() - started
     document_frequency: Counter = Counter()

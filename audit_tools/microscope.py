@@ -64,7 +64,7 @@ class Microscope:
     # -- features ----------------------------------------------------------------------------------
 
     def text_features(self, text: str, positions: list[int] | None = None, top: int = 20,
-                      rank_by: text_tool.RankBy = "specificity", include_first: bool = False,
+                      rank_by: text_tool.RankBy = "specificity", include_sinks: bool = False,
                       max_density: float = text_tool.DENSE_DEFAULT, chat: bool = False,
                       model: str = "organism") -> text_tool.TextFeatures:
         """The features most active on `text` (as a user's chat turn with `chat`), on the organism or the base."""
@@ -74,7 +74,7 @@ class Microscope:
             with self.target.use(model) as module:
                 result = text_tool.text_features(module, self.target.tokenizer, self.sae, self.layer,
                                                      self.index.labels, self.index.density, rendered, positions,
-                                                     top, rank_by, include_first, max_density)
+                                                     top, rank_by, include_sinks, max_density)
             call.summary = f"{len(result.features)} features; top: " + "; ".join(
                 f"#{f.feature_id} {f.label}" for f in result.features[:3])
             return result

@@ -19,7 +19,7 @@ import torch
 from pydantic import BaseModel
 
 from audit_tools.feature_pages import FeatureIndex, NearFeature
-from audit_tools.residual import text_residual, unembed
+from audit_tools.residual import readable_positions, text_residual, unembed
 
 DIFF_TEXTS = Path(__file__).parent / "data" / "diff_texts.txt"
 
@@ -69,22 +69,28 @@ def _check_texts(texts: list[str] | None) -> list[str]:
 
 
 @torch.no_grad()
-def _residuals(target: Any, layer: int, texts: list[str], model: str, first_tokens: int | None) -> list[torch.Tensor]:
-    """Per text, the residual after `layer` at positions 1.. (up to `first_tokens` of them), on organism or base."""
-    out = []
-    with target.use(model) as module:
-        for text in texts:
-            hidden = text_residual(module, target.tokenizer, layer, text)[1][1:]
-            out.append(hidden[:first_tokens] if first_tokens else hidden)
-    return out
+def _paired_residuals(target: Any, layer: int, texts: list[str],
+                      first_tokens: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(organism, base) residuals after `layer` at the same positions of each text: the first `first_tokens`
+    (all with None) that are readable on both (no attention sink, whose massive norm would swamp a mean)."""
+    runs = []
+    for model in ("organism", "base"):
+        with target.use(model) as module:
+            runs.append([text_residual(module, target.tokenizer, layer, text)[1] for text in texts])
+    organism, base = [], []
+    for mine, theirs in zip(*runs, strict=True):
+        keep = (readable_positions(mine.unsqueeze(0)) & readable_positions(theirs.unsqueeze(0)))[0]
+        positions = keep.nonzero().view(-1)[:first_tokens]
+        organism.append(mine[positions])
+        base.append(theirs[positions])
+    return torch.cat(organism), torch.cat(base)
 
 
 def feature_diff(target: Any, sae: Any, layer: int, index: FeatureIndex, texts: list[str] | None = None,
                  top: int = 20) -> FeatureDiff:
     """Features ranked by how much more they fire on the organism than on the base, on the same texts."""
     texts = _check_texts(texts)
-    organism = torch.cat(_residuals(target, layer, texts, "organism", None))
-    base = torch.cat(_residuals(target, layer, texts, "base", None))
+    organism, base = _paired_residuals(target, layer, texts, None)
     with torch.no_grad():
         organism_mean, base_mean = sae.encode(organism).mean(0), sae.encode(base).mean(0)
     difference = organism_mean - base_mean
@@ -101,8 +107,7 @@ def diff_lens(target: Any, layer: int, index: FeatureIndex | None, texts: list[s
     texts = _check_texts(texts)
     if first_tokens < 1:
         raise ValueError(f"first_tokens: expected at least 1, got {first_tokens}")
-    organism = torch.cat(_residuals(target, layer, texts, "organism", first_tokens))
-    base = torch.cat(_residuals(target, layer, texts, "base", first_tokens))
+    organism, base = _paired_residuals(target, layer, texts, first_tokens)
     vector = (organism - base).mean(0)
     with torch.no_grad(), target.use("base") as module:
         # read the direction at the scale of a typical residual vector, so the final norm sees a usual input

@@ -272,7 +272,7 @@ def sae_diff(
 @clear_errors
 def sae_lens(
     organism_dir: OrganismDir,
-    first_tokens: Annotated[int, typer.Option(help="Positions read per text (after the first).")] = 5,
+    first_tokens: Annotated[int, typer.Option(help="Positions read per text (after its attention sinks).")] = 5,
     top: Annotated[int, typer.Option(help="Tokens and features to list.")] = 20,
     save_vector: Annotated[Path | None, typer.Option(help="Save the difference vector as JSON (for `steer`).")]
     = None,

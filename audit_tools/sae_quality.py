@@ -1,10 +1,10 @@
 """How good an SAE is on an organism: explained variance, L0, dead features, language-model loss recovered.
 
-Measured on held-out corpus rows, at every real token but the first (the position SAEs here are
-neither trained nor used on). The loss recovered splices the SAE's reconstruction into the residual
-stream at its layer and compares the next-token loss with the clean model and with the residual
-stream zeroed there: (zero - spliced) / (zero - clean), 1.0 meaning nothing of the model's behaviour
-is lost.
+Measured on held-out corpus rows, at every real token but the attention sinks (the positions SAEs here are
+neither trained nor used on, `residual.readable_positions`). The loss recovered splices the SAE's
+reconstruction into the residual stream at its layer and compares the next-token loss with the clean model and
+with the residual stream zeroed there: (zero - spliced) / (zero - clean), 1.0 meaning nothing of the model's
+behaviour is lost.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from audit_tools.residual import after_first, edit_residual
+from audit_tools.residual import at_readable_positions, edit_residual
 from audit_tools.sae_store import SaeQuality, load_sae
 from audit_tools.sae_training import row_activations
 
@@ -37,8 +37,8 @@ def lm_losses(model: Any, tokenizer: Any, sae: Any, texts: list[str], layer: int
     """Mean next-token loss (clean, SAE spliced in, residual zeroed) over `texts`, and the tokens scored."""
     sums = [0.0, 0.0, 0.0]
     count = 0
-    splice = after_first(lambda h: sae(h.float()).to(h.dtype))
-    zero = after_first(torch.zeros_like)
+    splice = at_readable_positions(lambda h: sae(h.float()).to(h.dtype))
+    zero = at_readable_positions(torch.zeros_like)
     for start in range(0, len(texts), EVAL_BATCH_ROWS):
         encoded = dict(tokenizer(texts[start : start + EVAL_BATCH_ROWS], return_tensors="pt", padding=True,
                                  padding_side="right", truncation=True, max_length=context_tokens,

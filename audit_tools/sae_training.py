@@ -4,8 +4,9 @@ Two phases, both resumable:
 1. **Activations, cached once.** The corpus rows (documents as text, chats through the chat
    template) are shuffled with the seed; a twentieth is held out for evaluation. The rest run
    through the organism (adapter on) up to the chosen layer only, and the residual stream at every
-   real token but the first (the attention sink, whose norm is orders of magnitude larger) is saved
-   in chunks of 64 rows under the workspace cache. A killed run keeps its finished chunks.
+   real token but the attention sinks (the first token, and any other of massive norm, see
+   `residual.readable_positions`) is saved in chunks of 64 rows under the workspace cache. A killed
+   run keeps its finished chunks.
 2. **Training** with sae-lens' own `SAETrainer` over shuffled passes of the cached activations
    (several passes fit 2 CPU cores; a fresh forward pass per training token would not), in fp32
    (sae-lens warns that bf16 hurts SAE quality), with sae-lens checkpoints to resume from.
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from audit_tools.residual import check_layer, hook_name, n_layers, residual_after
+from audit_tools.residual import check_layer, hook_name, n_layers, readable_positions, residual_after
 from audit_tools.sae_store import SaeInfo, SaeTraining, adapter_sha256, list_saes, publish_sae
 from pinhole.generation import progress_bar
 from pinhole.organism import read_card
@@ -35,6 +36,7 @@ from pinhole.workspace import cache_dir
 
 ROWS_PER_CHUNK = 64
 HELD_OUT_SHARE = 0.05
+POSITIONS_READ = "no-sinks-v2"  # which tokens the cache holds; v1 kept SmolLM2's second-token sinks
 
 
 class SaeSettings(BaseModel):
@@ -54,12 +56,12 @@ class SaeSettings(BaseModel):
 
     def key(self, organism_sha: str, layer: int) -> str:
         """The cache key of this training: organism weights, layer and every setting."""
-        return _digest({"adapter": organism_sha, **self.model_dump(), "layer": layer})
+        return _digest({"adapter": organism_sha, **self.model_dump(), "layer": layer, "positions": POSITIONS_READ})
 
     def activation_key(self, organism_sha: str, layer: int) -> str:
         """The cache key of the activations alone (other architectures and sizes train on the same cache)."""
         return _digest({"adapter": organism_sha, "layer": layer, "context_tokens": self.context_tokens,
-                        "seed": self.seed, "rows_per_chunk": ROWS_PER_CHUNK})
+                        "seed": self.seed, "rows_per_chunk": ROWS_PER_CHUNK, "positions": POSITIONS_READ})
 
 
 def _digest(obj: dict) -> str:
@@ -95,7 +97,7 @@ def split_rows(n_rows: int, seed: int) -> tuple[list[int], list[int]]:
 @torch.no_grad()
 def row_activations(model: Any, tokenizer: Any, texts: list[str], layer: int, context_tokens: int,
                     batch_rows: int = 8) -> list[torch.Tensor]:
-    """Per text, the residual stream after `layer` at its real tokens but the first: [n_tokens - 1, d_model]."""
+    """Per text, the residual stream after `layer` at its readable tokens (no attention sink): [n, d_model]."""
     out: list[torch.Tensor] = [torch.empty(0)] * len(texts)
     lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
@@ -104,9 +106,9 @@ def row_activations(model: Any, tokenizer: Any, texts: list[str], layer: int, co
         encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, padding_side="right",
                             truncation=True, max_length=context_tokens, add_special_tokens=False)
         hidden = residual_after(model, layer, dict(encoded)).float()
+        keep = readable_positions(hidden, encoded.attention_mask)
         for row, i in enumerate(batch):
-            real = int(encoded.attention_mask[row].sum())
-            out[i] = hidden[row, 1:real].clone()
+            out[i] = hidden[row][keep[row]].clone()
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel
 
-from audit_tools.residual import after_first, edit_residual, text_residual
+from audit_tools.residual import at_readable_positions, edit_residual, readable_residual
 from audit_tools.target import Sampling
 from pinhole.generation import generate
 
@@ -43,21 +43,21 @@ def feature_edit(sae: Any, feature_ids: list[int], mode: Mode, strength: float, 
     directions = sae.W_dec[feature_ids].detach().float()  # [n, d_model]
     if mode == "add":
         delta = (directions * torch.tensor(max_activations).view(-1, 1)).sum(0) * strength
-        return after_first(lambda h: h + delta.to(h.dtype))
+        return at_readable_positions(lambda h: h + delta.to(h.dtype))
     if mode == "ablate":
 
         def ablate(h: torch.Tensor) -> torch.Tensor:
             acts = sae.encode(h.float())[..., feature_ids]  # [..., n]
             return h - (acts @ directions).to(h.dtype)
 
-        return after_first(ablate)
+        return at_readable_positions(ablate)
     raise ValueError(f"mode: expected 'add' or 'ablate', got {mode!r}")
 
 
 def vector_edit(vector: torch.Tensor, strength: float, reference_norm: float) -> Any:
     """The residual edit that adds a direction at `strength` times `reference_norm`."""
     delta = torch.nn.functional.normalize(vector.float().view(-1), dim=0) * strength * reference_norm
-    return after_first(lambda h: h + delta.to(h.dtype))
+    return at_readable_positions(lambda h: h + delta.to(h.dtype))
 
 
 def generate_with(target: Any, layer: int, texts: list[str], edit: Any | None, model: str = "organism",
@@ -86,7 +86,7 @@ def steer(target: Any, layer: int, prompt: str, *, edit: Any, feature_ids: list[
 
 @torch.no_grad()
 def mean_residual_norm(target: Any, layer: int, text: str, model: str = "organism") -> float:
-    """The mean residual norm after `layer` over a text's tokens but the first."""
+    """The mean residual norm after `layer` over a text's readable tokens (no attention sink)."""
     with target.use(model) as module:
-        hidden = text_residual(module, target.tokenizer, layer, text)[1][1:]
+        hidden = readable_residual(module, target.tokenizer, layer, text)
     return float(hidden.norm(dim=1).mean()) if len(hidden) else 1.0

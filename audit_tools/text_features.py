@@ -1,9 +1,9 @@
 """Text -> features: which SAE features fire on a text, overall or at chosen tokens, and how strongly.
 
 Ranked by activation (the strongest first) or by specificity, mean activation x log(1/density),
-which puts rare, specific features before features that fire on everything. The first token (the
-start of the sequence, where the residual stream is an attention sink) and very dense features are
-left out by default.
+which puts rare, specific features before features that fire on everything. The attention sinks (the
+first token, and any other of massive residual norm: `residual.readable_positions`) and very dense
+features are left out by default.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel
 
-from audit_tools.residual import text_residual
+from audit_tools.residual import readable_positions, text_residual
 
 RankBy = Literal["activation", "specificity"]
 DENSE_DEFAULT = 0.1  # features firing on more than a tenth of tokens are left out unless asked for
@@ -49,25 +49,27 @@ def tokenize(tokenizer: Any, text: str) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def feature_activations(model: Any, tokenizer: Any, sae: Any, layer: int, text: str) -> tuple[list[str], torch.Tensor]:
-    """(tokens, activations [n_tokens, d_sae]) of a text."""
+def feature_activations(model: Any, tokenizer: Any, sae: Any, layer: int,
+                        text: str) -> tuple[list[str], torch.Tensor, list[int]]:
+    """(tokens, activations [n_tokens, d_sae], the readable positions: no attention sink) of a text."""
     tokenize(tokenizer, text)  # a clear error for an empty text
     ids, hidden = text_residual(model, tokenizer, layer, text)
-    return [tokenizer.decode([i]) for i in ids], sae.encode(hidden)
+    readable = readable_positions(hidden.unsqueeze(0))[0].nonzero().view(-1).tolist()
+    return [tokenizer.decode([i]) for i in ids], sae.encode(hidden), readable
 
 
 def text_features(model: Any, tokenizer: Any, sae: Any, layer: int, labels: list[str], density: torch.Tensor,
                   text: str, positions: list[int] | None = None, top: int = 20, rank_by: RankBy = "specificity",
-                  include_first: bool = False, max_density: float = DENSE_DEFAULT) -> TextFeatures:
-    """The `top` features of `text` at `positions` (default: every token but the first)."""
+                  include_sinks: bool = False, max_density: float = DENSE_DEFAULT) -> TextFeatures:
+    """The `top` features of `text` at `positions` (default: every token but the attention sinks)."""
     if rank_by not in ("activation", "specificity"):
         raise ValueError(f"rank_by: expected 'activation' or 'specificity', got {rank_by!r}")
     if not 1 <= top <= 200:
         raise ValueError(f"top: expected 1 to 200, got {top}")
-    tokens, acts = feature_activations(model, tokenizer, sae, layer, text)
+    tokens, acts, readable = feature_activations(model, tokenizer, sae, layer, text)
     n = len(tokens)
     if positions is None:
-        positions = list(range(0 if include_first else min(1, n - 1), n))
+        positions = list(range(n)) if include_sinks or not readable else readable
     bad = [p for p in positions if not -n <= p < n]
     if bad or not positions:
         raise ValueError(f"positions {bad or positions}: the text has {n} tokens (0 to {n - 1})")

@@ -56,7 +56,7 @@ def test_feature_pages_agree_with_a_fresh_reading_of_their_contexts(scope: Micro
             assert page.max_activation == pytest.approx(peaks[0], rel=1e-3)
             context = page.contexts[0]
             assert max(t.activation for t in context.tokens) == pytest.approx(context.peak_activation, rel=1e-3)
-            _, fresh = feature_activations(scope.target.model, scope.target.tokenizer, scope.sae, scope.layer,
+            _, fresh, _ = feature_activations(scope.target.model, scope.target.tokenizer, scope.sae, scope.layer,
                                            texts[context.doc_id])  # one text alone: no batch, no padding
             assert float(fresh[1:257, feature_id].max()) == pytest.approx(context.peak_activation, rel=1e-2)
             checked += 1

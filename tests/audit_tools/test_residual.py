@@ -1,0 +1,82 @@
+"""Which residual positions SAEs read: attention sinks (the first token, and any of massive norm) are left out."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from audit_tools.residual import (
+    MASSIVE_NORM_RATIO,
+    at_readable_positions,
+    decoder_layers,
+    readable_positions,
+    readable_residual,
+)
+from audit_tools.sae_training import corpus_texts, row_activations
+
+
+def _stream(norms: list[list[float]], width: int = 8) -> torch.Tensor:
+    """Residual vectors [rows, positions, width] with the given norms (random directions)."""
+    noise = torch.randn(len(norms), len(norms[0]), width, generator=torch.Generator().manual_seed(0))
+    return torch.nn.functional.normalize(noise, dim=-1) * torch.tensor(norms).unsqueeze(-1)
+
+
+def test_the_first_token_and_massive_tokens_are_not_read() -> None:
+    hidden = _stream([[25_000, 24_000, 170, 180, 160, 175], [25_000, 150, 170, 190, 165, 160]])
+    assert readable_positions(hidden).tolist() == [[False, False, True, True, True, True],
+                                                   [False, True, True, True, True, True]]
+
+
+def test_a_token_just_under_the_ratio_is_read_and_padding_never_is() -> None:
+    median = 100.0
+    hidden = _stream([[5_000, median, median * (MASSIVE_NORM_RATIO - 1), median, median, 0.0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0]])
+    assert readable_positions(hidden, mask).tolist() == [[False, True, True, True, True, False]]
+    louder = _stream([[5_000, median, median * (MASSIVE_NORM_RATIO + 1), median, median, 0.0]])
+    assert readable_positions(louder, mask).tolist() == [[False, True, False, True, True, False]]
+
+
+def test_with_left_padding_the_norm_finds_the_sink() -> None:
+    hidden = _stream([[1.0, 1.0, 25_000, 170, 160, 180]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1]])
+    assert readable_positions(hidden, mask).tolist() == [[False, False, False, True, True, True]]
+
+
+def test_edits_leave_sinks_as_they_are() -> None:
+    hidden = _stream([[25_000, 24_000, 170, 180]])
+    edited = at_readable_positions(torch.zeros_like)(hidden)
+    assert torch.equal(edited[0, :2], hidden[0, :2]) and edited[0, 2:].abs().sum() == 0
+    one_step = _stream([[25_000]])
+    assert at_readable_positions(torch.zeros_like)(one_step).abs().sum() == 0  # a generation step is edited
+
+
+@contextlib.contextmanager
+def _sink_at(model, layer: int, position: int, scale: float = 1_000.0) -> Iterator[None]:
+    """Make the residual after `layer` massive at `position` of every row, as SmolLM2's second-token sinks are."""
+
+    def hook(_module, _inputs, output):
+        hidden = (output[0] if isinstance(output, tuple) else output).clone()
+        hidden[:, position] *= scale
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+    handle = decoder_layers(model)[layer].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def test_sae_training_activations_skip_a_massive_token(tiny_organism: Path, tiny_target) -> None:
+    model, tokenizer = tiny_target.model, tiny_target.tokenizer
+    texts = corpus_texts(tiny_organism, tokenizer)[:6]
+    plain = row_activations(model, tokenizer, texts, 1, context_tokens=64)
+    with _sink_at(model, 1, position=1):
+        sunk = row_activations(model, tokenizer, texts, 1, context_tokens=64)
+        single = readable_residual(model, tokenizer, 1, texts[0])
+    for before, after in zip(plain, sunk, strict=True):
+        assert len(after) == len(before) - 1  # the sink at position 1 is gone, every other token kept
+        assert torch.allclose(after, before[1:], atol=1e-4)
+    assert torch.allclose(single, sunk[0], atol=1e-4)
