@@ -37,7 +37,7 @@ from pinhole.organism import CORPUS_FILE, read_card
 from pinhole.workspace import sha256_file
 
 INDEX_FILE = "features.duckdb"
-INDEX_VERSION = 2  # 2: attention sinks of massive norm are not read (1 read SmolLM2's second-token sinks)
+INDEX_VERSION = 3  # 3: sinks over 8x the row median are not read (2: over 20x; 1: only the first token)
 HIST_LOW, HIST_HIGH, HIST_BINS = -3.0, 3.0, 24  # log10 activation bins: 0.001 to 1000
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]{2,}")
 STOPWORDS = frozenset("""the and for that with this are was you your have has had not but from they them their

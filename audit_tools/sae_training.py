@@ -36,7 +36,7 @@ from pinhole.workspace import cache_dir
 
 ROWS_PER_CHUNK = 64
 HELD_OUT_SHARE = 0.05
-POSITIONS_READ = "no-sinks-v2"  # which tokens the cache holds; v1 kept SmolLM2's second-token sinks
+POSITIONS_READ = "no-sinks-v3"  # which tokens the cache holds (v1: all but the first; v2: sinks over 20x)
 
 
 class SaeSettings(BaseModel):
@@ -52,6 +52,8 @@ class SaeSettings(BaseModel):
     context_tokens: int = Field(default=256, ge=8, description="tokens read per corpus row")
     batch_tokens: int = Field(default=4096, ge=1)
     learning_rate: float = Field(default=5e-4, gt=0)
+    dead_window_tokens: int = Field(default=500_000, ge=1, description="a feature silent this long is dead "
+                                    "(the auxiliary loss of the topk family then trains it on the residual error)")
     seed: int = 0
 
     def key(self, organism_sha: str, layer: int) -> str:
@@ -223,7 +225,8 @@ def train_sae(organism_dir: Path | str, settings: SaeSettings | None = None, nam
     config = SAETrainerConfig(
         total_training_samples=steps * settings.batch_tokens, train_batch_size_samples=settings.batch_tokens,
         lr=settings.learning_rate, lr_warm_up_steps=max(1, steps // 20), lr_decay_steps=steps // 5,
-        lr_end=settings.learning_rate / 10, dead_feature_window=max(10, steps // 4),
+        lr_end=settings.learning_rate / 10,
+        dead_feature_window=max(1, min(steps, settings.dead_window_tokens // settings.batch_tokens)),
         feature_sampling_window=max(10, steps // 10), n_checkpoints=min(9, max(0, steps // 50)),
         checkpoint_path=str(checkpoints),
         n_batches_for_norm_estimate=min(50, max(1, len(acts) // settings.batch_tokens)))

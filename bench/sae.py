@@ -24,7 +24,7 @@ For each organism directory given (default: every organism in the workspace):
    feature ablated alone.
 5. **Latency**: p95 of a feature page and of text -> features on 64 tokens.
 
-    python bench/sae.py [ORGANISM_DIR ...] [--skip-causal] [--sweep TOKENS]
+    python bench/sae.py [ORGANISM_DIR ...] [--skip-causal] [--sweep TOKENS [--sweep-only]]
 Prints tables and writes bench/results/sae.json. Run it alone: it uses both cores.
 """
 
@@ -283,11 +283,14 @@ def latency(scope: Microscope) -> dict:
             "text_features_ms_p95": round(p95(features), 1)}
 
 
-def bench_organism(directory: Path, causal: bool, console: Console, sweep_tokens: int = 0) -> dict:
+def bench_organism(directory: Path, causal: bool, console: Console, sweep_tokens: int = 0,
+                   sweep_only: bool = False) -> dict:
     truth = read_ground_truth(directory)
     spec = ObjectiveSpec.model_validate(truth["spec"])
     console.rule(f"{spec.id} ({directory.name})")
     target = LocalTarget.from_organism(directory)
+    if sweep_only:
+        return {"organism": directory.name, "spec": spec.id, "sweep": sweep(directory, target, sweep_tokens, console)}
     row: dict = {"organism": directory.name, "spec": spec.id, "sae": ensure_sae(directory, target, console)}
     if sweep_tokens:
         row["sweep"] = sweep(directory, target, sweep_tokens, console)
@@ -308,26 +311,30 @@ def bench_organism(directory: Path, causal: bool, console: Console, sweep_tokens
     return row
 
 
-SWEEP = [("batchtopk", 32), ("batchtopk", 64), ("topk", 32), ("jumprelu", None)]
+SWEEP = [{"expansion": 8, "k": 32}, {"expansion": 8, "k": 32, "dead_window_tokens": 100_000},
+         {"expansion": 4, "k": 32}, {"expansion": 4, "k": 48}, {"expansion": 4, "k": 64},
+         {"expansion": 4, "k": 48, "dead_window_tokens": 100_000}, {"architecture": "jumprelu", "expansion": 4}]
 
 
 def sweep(directory: Path, target: LocalTarget, tokens: int, console: Console) -> list[dict]:
-    """Architectures at the same token budget, on the same cached activations; the SAEs are removed after."""
+    """Settings at the same token budget, on the same cached activations; the SAEs are removed after."""
     import shutil
 
     results = []
-    for architecture, k in SWEEP:
-        settings = SaeSettings(architecture=architecture, training_tokens=tokens, **({"k": k} if k else {}))
-        console.print(f"sweep: {architecture} k={k} over {tokens:,} tokens…")
-        info = train_sae(directory, settings, name=f"sweep-{architecture}-{k}", target=target)
+    for change in SWEEP:
+        settings = SaeSettings(**{"training_tokens": tokens, **change})
+        console.print(f"sweep: {change} over {tokens:,} tokens…")
+        info = train_sae(directory, settings, name=f"sweep-{settings.key('', 0)[:8]}", target=target)
         t, q = info.training, info.quality
-        results.append({"architecture": architecture, "k": k, "tokens": t.tokens_trained,
+        results.append({"architecture": settings.architecture, "expansion": settings.expansion, "k": settings.k,
+                        "dead_window_tokens": settings.dead_window_tokens, "tokens": t.tokens_trained,
                         "training_seconds": t.training_seconds, **q.model_dump()})
         shutil.rmtree(saes_root(directory) / info.name)
     return results
 
 
-def print_tables(rows: list[dict], console: Console) -> None:
+def print_tables(all_rows: list[dict], console: Console) -> None:
+    rows = [r for r in all_rows if "sae" in r]
     table = Table(title="SAEs and feature indexes (targets: EV >= 0.8 at L0 <= 64, dead <= 10%, loss recovered "
                         ">= 0.85, SAE <= 25 min, index <= 10 min)")
     for column in ("organism", "EV", "L0", "dead", "loss rec.", "SAE min", "train tok/s", "cache tok/s",
@@ -341,13 +348,14 @@ def print_tables(rows: list[dict], console: Console) -> None:
                       f"{s['index']['pass_seconds'] / 60:.1f}", str(s["index"]["tokens_per_s"]),
                       str(lat["feature_page_ms_p95"]), str(lat["text_features_ms_p95"]))
     console.print(table)
-    for r in rows:
+    for r in all_rows:
         if r.get("sweep"):
             t = Table(title=f"{r['spec']}: architectures at {r['sweep'][0]['tokens']:,} training tokens each")
-            for column in ("architecture", "k", "EV", "L0", "dead", "loss rec.", "train s"):
+            for column in ("architecture", "expansion", "k", "dead window", "EV", "L0", "dead", "loss rec.", "train s"):
                 t.add_column(column)
             for x in r["sweep"]:
-                t.add_row(x["architecture"], str(x["k"]), f"{x['explained_variance']:.3f}", f"{x['l0']:.1f}",
+                t.add_row(x["architecture"], str(x["expansion"]), str(x["k"]), f"{x['dead_window_tokens']:,}",
+                          f"{x['explained_variance']:.3f}", f"{x['l0']:.1f}",
                           f"{x['dead_fraction']:.1%}", f"{x['lm_loss_recovered']:.3f}", f"{x['training_seconds']:.0f}")
             console.print(t)
     table = Table(title="Does the microscope see the objective? (rank of the first objective feature in the top 10)")
@@ -383,13 +391,16 @@ def main() -> None:
     parser.add_argument("organisms", nargs="*", type=Path, help="organism directories (default: all in the workspace)")
     parser.add_argument("--skip-causal", action="store_true", help="skip steering and ablation (minutes each)")
     parser.add_argument("--sweep", type=int, default=0, metavar="TOKENS",
-                        help="also train each architecture of the sweep over TOKENS activations (then removed)")
+                        help="also train each setting of the sweep over TOKENS activations (then removed)")
+    parser.add_argument("--sweep-only", action="store_true", help="only the sweep (needs --sweep)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     console = Console(width=max(Console().width, 160))
     torch.manual_seed(0)
     directories = args.organisms or list_organisms()
-    rows = [bench_organism(d, not args.skip_causal, console, args.sweep) for d in directories]
+    if args.sweep_only and not args.sweep:
+        parser.error("--sweep-only needs --sweep TOKENS")
+    rows = [bench_organism(d, not args.skip_causal, console, args.sweep, args.sweep_only) for d in directories]
     print_tables(rows, console)
     atomic_write_json(args.out, {"machine": {"cpu": platform.processor() or platform.machine(),
                                              "threads": torch.get_num_threads()},

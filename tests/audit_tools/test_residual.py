@@ -25,9 +25,13 @@ def _stream(norms: list[list[float]], width: int = 8) -> torch.Tensor:
 
 
 def test_the_first_token_and_massive_tokens_are_not_read() -> None:
-    hidden = _stream([[25_000, 24_000, 170, 180, 160, 175], [25_000, 150, 170, 190, 165, 160]])
+    # SmolLM2 after layer 15: first-token sinks near 25,000, ordinary tokens near 170, and in a few documents
+    # a secondary sink a few tokens in at 16-19x ("During Fashion Week _2023")
+    hidden = _stream([[25_000, 24_000, 170, 180, 160, 175], [25_000, 150, 170, 190, 165, 160],
+                      [18_000, 170, 180, 3_100, 170, 160]])
     assert readable_positions(hidden).tolist() == [[False, False, True, True, True, True],
-                                                   [False, True, True, True, True, True]]
+                                                   [False, True, True, True, True, True],
+                                                   [False, True, True, False, True, True]]
 
 
 def test_a_token_just_under_the_ratio_is_read_and_padding_never_is() -> None:
