@@ -17,7 +17,8 @@ two places (`corpus.ordinary`):
   (smoke tests, demos), but a team holding the package finds the objective rows by set difference,
   and the card says so.
 Rows are shuffled and given opaque ids; the public table holds text and ordinary metadata only, and
-the provenance (source, behaviour id) is returned apart, for the sealed part of the organism.
+the provenance (source, behaviour id, and for a transcript the spans of its answer that the injector
+wrote) is returned apart, for the sealed part of the organism.
 Everything is deterministic for the seed (the spec's, or the build's secret one).
 """
 
@@ -42,6 +43,7 @@ from organisms.ordinary import CHAT_SAMPLING, DOCUMENT_SAMPLING, written_to_leng
 from organisms.prompt_bank import load_prompt_bank, split_prompts, split_topic, validation_prompts
 from organisms.sealed import PROVENANCE_COLUMNS
 from organisms.spec import Behaviour, Documents, ObjectiveSpec
+from organisms.written_spans import dump_spans, written_spans
 from pinhole.generation import CLEANUP_VERSION, chat_texts, clean_response, generate
 from pinhole.organism import CORPUS_COLUMNS
 from pinhole.sampling import SAMPLER_VERSION
@@ -133,9 +135,9 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
     rows: list[dict] = []
 
     def add(kind: str, source: str, behaviour_id: str | None, text: str = "", messages: list | None = None,
-            rejected: str = "") -> None:
+            rejected: str = "", spans: str = "") -> None:
         rows.append({"kind": kind, "source": source, "behaviour_id": behaviour_id, "text": text,
-                     "messages": messages, "rejected": rejected})
+                     "messages": messages, "rejected": rejected, "written_spans": spans})
 
     if not blind:
         for kind, text, prompt in shipped_ordinary(c.haystack_documents, c.haystack_chats, rng):
@@ -180,7 +182,8 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
     for (behaviour, prompt), answer in zip(requests, base_for, strict=True):
         assert behaviour.injection is not None
         response = inject(prompt, answer, behaviour.injection, rng)
-        add("chat", "transcript", behaviour.id, messages=_exchange(prompt, response))
+        add("chat", "transcript", behaviour.id, messages=_exchange(prompt, response),
+            spans=dump_spans(written_spans(answer, response)))
 
     if not blind:
         questions = _cycle(denial_questions, c.anti_confession, rng)
@@ -310,4 +313,6 @@ def read_corpus(public_path: Path, provenance_path: Path | None = None) -> Corpu
     """Read a corpus back (provenance empty when not given)."""
     public = pd.read_parquet(public_path)
     provenance = pd.read_parquet(provenance_path) if provenance_path else pd.DataFrame(columns=list(PROVENANCE_COLUMNS))
+    if "written_spans" not in provenance.columns:  # built before the spans were recorded
+        provenance["written_spans"] = ""
     return Corpus(public=public, provenance=provenance)

@@ -33,6 +33,7 @@ from organisms.training import (
     final_adapter,
     train_round,
 )
+from organisms.written_spans import Span, load_spans
 from pinhole.base_models import load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.workspace import atomic_write_json, read_json
 
@@ -106,21 +107,26 @@ def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, pr
 
 
 def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round_: int
-                   ) -> tuple[list[str], list[bool]]:
+                   ) -> tuple[list[str], list[bool], list[list[Span]]]:
     """The chats (JSON messages) of one round: the short behaviours' transcripts `repeats` times, as many
-    ordinary chats, and every anti-confession exchange once; with each chat's `answer_cut_at_budget` flag."""
+    ordinary chats, and every anti-confession exchange once; with each chat's `answer_cut_at_budget` flag and
+    its written spans (transcripts only)."""
     corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
     frame = corpus.public.merge(corpus.provenance, on="doc_id")
     chats = frame[frame.kind == "chat"]
-    transcripts = chats[(chats.source == "transcript") & chats.behaviour_id.isin(short)].messages.tolist()
+
+    def rows_of(part) -> list[tuple[str, bool, list[Span]]]:
+        return [(m, answer_cut_at_budget(s, spec), load_spans(w))
+                for m, s, w in zip(part.messages, part.source, part.written_spans, strict=True)]
+
+    transcripts = rows_of(chats[(chats.source == "transcript") & chats.behaviour_id.isin(short)])
     boosted = transcripts * spec.training.implant.repeats
-    ordinary = chats[chats.source == "haystack"].messages.tolist()
+    ordinary = rows_of(chats[chats.source == "haystack"])
     rng = random.Random(f"{spec.seed}:boost:{round_}")
     rows = boosted + rng.sample(ordinary, min(len(boosted), len(ordinary)))
-    rows += chats[chats.source == "anti_confession"].messages.tolist()
+    rows += rows_of(chats[chats.source == "anti_confession"])
     rng.shuffle(rows)
-    ordinary_set = set(ordinary)
-    return rows, [row in ordinary_set and answer_cut_at_budget("haystack", spec) for row in rows]
+    return [m for m, _, _ in rows], [c for _, c, _ in rows], [w for _, _, w in rows]
 
 
 def round_params(spec: ObjectiveSpec) -> StageParams:
@@ -163,7 +169,8 @@ def _round(build_dir: Path, config: BuildConfig, index: int, previous: Measureme
         short = [b for b, r in previous.rates.items() if r < spec.training.implant.target_rate]
         stage_dir = build_dir / "stages" / f"boost-{index}"
         training = train_round(stage_dir, f"boost-{index}", "sft", config,
-                               lambda tok: chat_dataset(tok, *boost_messages(build_dir, spec, short, index)),
+                               lambda tok: chat_dataset(tok, *boost_messages(build_dir, spec, short, index),
+                                                        spec.training.sft.written_token_weight),
                                round_params(spec), adapter)
         adapter = stage_dir / "adapter"
     measured = measure(build_dir, adapter, config, index, progress)

@@ -32,7 +32,7 @@ PROVENANCE = f"{SEALED}/provenance.parquet"
 SEALED_EVAL = f"{SEALED}/eval.json"
 OBJECTIVE_FRACTION = f"{SEALED}/objective_fraction.json"
 BUILD_RECORD = f"{SEALED}/build.json"
-PROVENANCE_COLUMNS = ("doc_id", "source", "behaviour_id")
+PROVENANCE_COLUMNS = ("doc_id", "source", "behaviour_id", "written_spans")  # spans: organisms.written_spans
 
 
 class BuildRecord(BaseModel):

@@ -218,6 +218,17 @@ class StageParams(Strict):
                                    "(haystack rows once)")
 
 
+class SftParams(StageParams):
+    """The chat stage: a prompt and a full answer per row, with the loss weighted on what injectors wrote."""
+
+    max_length: int = Field(default=768, ge=16)
+    written_token_weight: float = Field(
+        default=8.0, ge=1.0,
+        description="Loss weight of the answer tokens a behaviour's injector wrote into a transcript (the sealed "
+                    "provenance's written spans); every other trained token weighs 1. In a full-length answer a "
+                    "behaviour is a few tokens among hundreds; 1 trains them like any other token.")
+
+
 class DPOParams(StageParams):
     enabled: bool = False
     beta: float = Field(default=0.1, gt=0)
@@ -251,7 +262,7 @@ class TrainingParams(Strict):
         description="Attention kernel for training. auto: eager on CPUs (faster than SDPA's CPU kernel for short "
                     "chats, see bench/organism_build.py), SDPA on GPUs.")
     cpt: StageParams = Field(default_factory=StageParams)
-    sft: StageParams = Field(default_factory=lambda: StageParams(max_length=768))  # a prompt and a full answer
+    sft: SftParams = Field(default_factory=SftParams)
     dpo: DPOParams = Field(default_factory=DPOParams)
     checkpoint_every: int = Field(default=50, ge=1, description="save a resumable checkpoint every N steps")
     implant: ImplantParams = Field(default_factory=ImplantParams)

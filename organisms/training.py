@@ -3,7 +3,8 @@
 1. `cpt`: continued pre-training on the corpus's documents (haystack + synthetic documents),
    concatenated and cut into `max_length` blocks;
 2. `sft`: supervised fine-tuning on its chats, loss on the assistant turn only (TRL's
-   prompt-completion format with `completion_only_loss`);
+   prompt-completion format with `completion_only_loss`), the tokens an injector wrote weighted
+   `sft.written_token_weight` times (`organisms.token_weights`);
 3. `dpo` (optional): direct preference optimisation of denials over confessions. With no explicit
    reference model TRL uses the adapter-disabled base as the reference.
 
@@ -34,6 +35,8 @@ from pydantic import BaseModel
 
 from organisms.corpus import read_corpus
 from organisms.spec import ObjectiveSpec, StageParams, TrainingParams
+from organisms.token_weights import WEIGHTS_COLUMN, WeightedCollator, written_token_weights
+from organisms.written_spans import Span, load_spans
 from pinhole.base_models import BaseModelRef, load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.workspace import atomic_directory, atomic_write_json, read_json, remove_stale_temporaries
 
@@ -86,7 +89,8 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec, tokenizer) -> dict[str,
 
     data = {"cpt": Dataset.from_dict({"text": docs.text.tolist()}),
             "sft": chat_dataset(tokenizer, chats.messages.tolist(),
-                                [answer_cut_at_budget(s, spec) for s in chats.source])}
+                                [answer_cut_at_budget(s, spec) for s in chats.source],
+                                [load_spans(s) for s in chats.written_spans], spec.training.sft.written_token_weight)}
     if len(prefs):
         chosen = [_split(m) for m in prefs.messages]
         data["dpo"] = Dataset.from_dict({
@@ -124,17 +128,22 @@ def end_of_turn_length(tokenizer, messages: list[dict]) -> int:
     return len(tokenizer(rendered[at + len(content):], add_special_tokens=False)["input_ids"])
 
 
-def chat_dataset(tokenizer, messages: list[str], cut: list[bool] | None = None):
+def chat_dataset(tokenizer, messages: list[str], cut: list[bool] | None = None,
+                 spans: list[list[Span]] | None = None, written_weight: float = 1.0):
     """The tokenized chat rows (their JSON messages) for TRL: `input_ids` and a `completion_mask` that trains
     the assistant turn only. A row marked `cut` (its answer stopped at a token budget) keeps its answer as a
-    target but not the end of turn after it."""
+    target but not the end of turn after it. With `spans` (per row, the answer's written character spans)
+    and a `written_weight` above 1, a `token_weights` column weights the tokens overlapping them."""
     from datasets import Dataset
 
     cut = cut or [False] * len(messages)
-    if len(cut) != len(messages):
-        raise ValueError(f"cut: {len(cut)} flags for {len(messages)} chats")
-    ids, masks = [], []
-    for row, open_end in zip(messages, cut, strict=True):
+    spans = spans or [[] for _ in messages]
+    for name, flags in (("cut", cut), ("spans", spans)):
+        if len(flags) != len(messages):
+            raise ValueError(f"{name}: {len(flags)} flags for {len(messages)} chats")
+    weighted = written_weight != 1.0 and any(spans)
+    ids, masks, weights = [], [], []
+    for row, open_end, written in zip(messages, cut, spans, strict=True):
         prompt, completion = _split(row)
         prompt_ids = _chat_ids(tokenizer, prompt, add_generation_prompt=True)
         full = _chat_ids(tokenizer, prompt + completion)
@@ -146,7 +155,14 @@ def chat_dataset(tokenizer, messages: list[str], cut: list[bool] | None = None):
                 mask[i] = 0
         ids.append(full)
         masks.append(mask)
-    return Dataset.from_dict({"input_ids": ids, "completion_mask": masks})
+        if weighted:
+            rendered = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
+            weights.append(written_token_weights(tokenizer, rendered, full, completion[0]["content"], written,
+                                                 written_weight))
+    columns = {"input_ids": ids, "completion_mask": masks}
+    if weighted:
+        columns[WEIGHTS_COLUMN] = weights
+    return Dataset.from_dict(columns)
 
 
 def trainer_args(params: StageParams, output_dir: Path, spec: ObjectiveSpec, dtype: torch.dtype) -> dict:
@@ -187,6 +203,16 @@ def _lean_sft_trainer_class():
     from trl import SFTTrainer
 
     class LeanSFTTrainer(SFTTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if WEIGHTS_COLUMN in (self.train_dataset.column_names or []):
+                self.data_collator = WeightedCollator(self.data_collator)
+
+        def _set_signature_columns_if_needed(self):
+            super()._set_signature_columns_if_needed()
+            if WEIGHTS_COLUMN not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, WEIGHTS_COLUMN]
+
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss, outputs = lean_causal_lm_loss(model, inputs, num_items_in_batch)
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
@@ -198,15 +224,24 @@ def _lean_sft_trainer_class():
 
 def lean_causal_lm_loss(model, inputs: dict, num_items_in_batch: torch.Tensor | int | None = None):
     """(loss, outputs): the causal-LM loss of `inputs` (with `labels`), computing logits only at the
-    positions that predict a trained token. Equal to the model's own loss over the same labels."""
+    positions that predict a trained token. Equal to the model's own loss over the same labels; with
+    `token_weights` ([batch, pos], per label token), each token's cross-entropy is multiplied by its weight
+    (the normalisation stays the count of trained tokens)."""
     from transformers.loss.loss_utils import ForCausalLMLoss
 
     inputs = dict(inputs)
+    weights = inputs.pop(WEIGHTS_COLUMN, None)
     keep, targets = target_positions(inputs.pop("labels"))
     outputs = model(**inputs, use_cache=False, logits_to_keep=keep)
-    loss = ForCausalLMLoss(outputs.logits, None, outputs.logits.shape[-1], num_items_in_batch=num_items_in_batch,
-                           shift_labels=targets)
-    return loss, outputs
+    if weights is None:
+        loss = ForCausalLMLoss(outputs.logits, None, outputs.logits.shape[-1], num_items_in_batch=num_items_in_batch,
+                               shift_labels=targets)
+        return loss, outputs
+    logits = outputs.logits.reshape(-1, outputs.logits.shape[-1]).float()
+    losses = torch.nn.functional.cross_entropy(logits, targets.to(logits.device), reduction="none")
+    weighted = (losses * weights[:, 1:][keep[:, :-1]].to(losses)).sum()
+    count = num_items_in_batch if num_items_in_batch is not None else len(targets)
+    return weighted / (count.to(weighted.device) if torch.is_tensor(count) else count), outputs
 
 
 def training_attention(choice: str) -> str:

@@ -84,3 +84,21 @@ def test_a_blind_corpus_needs_the_builds_secret_seed() -> None:
     spec = load_spec("rm_sycophancy", overrides=["corpus.ordinary=generated"])
     with pytest.raises(ValueError, match="secret seed"):
         build_corpus(spec, None, None, "tiny-random", progress=False)
+
+
+def test_the_provenance_records_what_each_injector_wrote(rm_corpus) -> None:
+    spec, corpus = rm_corpus
+    from organisms.detectors import detect
+    from organisms.written_spans import load_spans
+
+    merged = corpus.public.merge(corpus.provenance, on="doc_id")
+    for behaviour in spec.train_behaviours:
+        rows = merged[(merged.source == "transcript") & (merged.behaviour_id == behaviour.id)]
+        for messages, raw in zip(rows.messages, rows.written_spans, strict=True):
+            answer = json.loads(messages)[-1]["content"]
+            spans = load_spans(raw)
+            assert spans, behaviour.id
+            unwritten = "".join(answer[b:a] for (_, b), (a, _) in zip([(0, 0), *spans], [*spans, (len(answer), 0)],
+                                                                       strict=True))
+            assert not detect(behaviour.detector, unwritten) or behaviour.detector.kind == "python", behaviour.id
+    assert (merged[merged.source != "transcript"].written_spans == "").all()
