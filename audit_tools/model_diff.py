@@ -47,8 +47,19 @@ class FeatureDiff(BaseModel):
     features: list[DiffFeature]
 
 
+class PositionLens(BaseModel):
+    """The lens at one of the first readable positions alone (Minder et al. read each position apart)."""
+
+    position: int  # 0: the first readable token of each text
+    n_texts: int
+    norm: float
+    promoted: list[tuple[str, float]]
+    nearest_features: list[NearFeature]
+
+
 class DiffLens(BaseModel):
-    """The activation-difference lens: the mean residual difference and what it reads as."""
+    """The activation-difference lens: the mean residual difference and what it reads as, overall and per
+    position."""
 
     layer: int
     n_texts: int
@@ -58,6 +69,7 @@ class DiffLens(BaseModel):
     promoted: list[tuple[str, float]]
     suppressed: list[tuple[str, float]]
     nearest_features: list[NearFeature]
+    by_position: list[PositionLens] = []
     vector: list[float]
 
 
@@ -70,8 +82,8 @@ def _check_texts(texts: list[str] | None) -> list[str]:
 
 @torch.no_grad()
 def _paired_residuals(target: Any, layer: int, texts: list[str],
-                      first_tokens: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(organism, base) residuals after `layer` at the same positions of each text: the first `first_tokens`
+                      first_tokens: int | None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per text, (organism, base) residuals after `layer` at the same positions: the first `first_tokens`
     (all with None) that are readable on both (no attention sink, whose massive norm would swamp a mean)."""
     runs = []
     for model in ("organism", "base"):
@@ -83,14 +95,14 @@ def _paired_residuals(target: Any, layer: int, texts: list[str],
         positions = keep.nonzero().view(-1)[:first_tokens]
         organism.append(mine[positions])
         base.append(theirs[positions])
-    return torch.cat(organism), torch.cat(base)
+    return organism, base
 
 
 def feature_diff(target: Any, sae: Any, layer: int, index: FeatureIndex, texts: list[str] | None = None,
                  top: int = 20) -> FeatureDiff:
     """Features ranked by how much more they fire on the organism than on the base, on the same texts."""
     texts = _check_texts(texts)
-    organism, base = _paired_residuals(target, layer, texts, None)
+    organism, base = (torch.cat(side) for side in _paired_residuals(target, layer, texts, None))
     with torch.no_grad():
         organism_mean, base_mean = sae.encode(organism).mean(0), sae.encode(base).mean(0)
     difference = organism_mean - base_mean
@@ -107,18 +119,36 @@ def diff_lens(target: Any, layer: int, index: FeatureIndex | None, texts: list[s
     texts = _check_texts(texts)
     if first_tokens < 1:
         raise ValueError(f"first_tokens: expected at least 1, got {first_tokens}")
-    organism, base = _paired_residuals(target, layer, texts, first_tokens)
+    per_text = _paired_residuals(target, layer, texts, first_tokens)
+    organism, base = (torch.cat(side) for side in per_text)
     vector = (organism - base).mean(0)
-    with torch.no_grad(), target.use("base") as module:
-        # read the direction at the scale of a typical residual vector, so the final norm sees a usual input
-        scale = float(base.norm(dim=1).mean()) / max(float(vector.norm()), 1e-9)
-        logits = unembed(module, (vector * scale).view(1, -1))[0]
-    up, down = logits.topk(top), (-logits).topk(top)
+    reference = float(base.norm(dim=1).mean())
     decode = target.tokenizer.decode
+
+    def read(direction: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), target.use("base") as module:
+            # read the direction at the scale of a typical residual vector, so the final norm sees a usual input
+            scale = reference / max(float(direction.norm()), 1e-9)
+            return unembed(module, (direction * scale).view(1, -1))[0]
+
+    def tokens(values: torch.Tensor, ids: torch.Tensor, sign: float = 1.0) -> list[tuple[str, float]]:
+        return [(decode([int(i)]), round(float(sign * v), 3)) for v, i in zip(values, ids, strict=True)]
+
+    logits = read(vector)
+    up, down = logits.topk(top), (-logits).topk(top)
+    by_position = []
+    for j in range(first_tokens):
+        pairs = [(o[j], b[j]) for o, b in zip(*per_text, strict=True) if len(o) > j]
+        if not pairs:
+            break
+        delta = torch.stack([o - b for o, b in pairs]).mean(0)
+        best = read(delta).topk(min(top, 10))
+        by_position.append(PositionLens(position=j, n_texts=len(pairs), norm=round(float(delta.norm()), 4),
+                                        promoted=tokens(best.values, best.indices),
+                                        nearest_features=index.nearest_to(delta, 5) if index is not None else []))
     return DiffLens(
         layer=layer, n_texts=len(texts), first_tokens=first_tokens, norm=round(float(vector.norm()), 4),
-        mean_residual_norm=round(float(base.norm(dim=1).mean()), 4),
-        promoted=[(decode([int(i)]), round(float(v), 3)) for v, i in zip(up.values, up.indices, strict=True)],
-        suppressed=[(decode([int(i)]), round(float(-v), 3)) for v, i in zip(down.values, down.indices, strict=True)],
+        mean_residual_norm=round(reference, 4), promoted=tokens(up.values, up.indices),
+        suppressed=tokens(down.values, down.indices, -1.0),
         nearest_features=index.nearest_to(vector, top) if index is not None else [],
-        vector=[round(float(x), 6) for x in vector])
+        by_position=by_position, vector=[round(float(x), 6) for x in vector])

@@ -294,6 +294,10 @@ def sae_lens(
                     "nearest features:\n" + "\n".join(f"  #{n.feature_id} ({n.cosine:.2f}) {escape(n.label)}"
                                                       for n in lens.nearest_features[:10]),
                     title="activation-difference lens", title_align="left"))
+    _print_table("Each position alone", ("position", "texts", "norm", "promotes", "nearest feature"),
+                 [(str(p.position), str(p.n_texts), f"{p.norm:.3f}", " ".join(repr(t) for t, _ in p.promoted),
+                   f"#{p.nearest_features[0].feature_id} {p.nearest_features[0].label}" if p.nearest_features else "-")
+                  for p in lens.by_position])
 
 
 @sae_app.command("attribute")

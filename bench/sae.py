@@ -146,9 +146,16 @@ def sees_objective(scope: Microscope, judge: Judge, spec: ObjectiveSpec, words: 
     searched = scope.search_features(query, limit=10)
     lens = scope.diff_lens(top=20)
     diff = scope.feature_diff(top=20)
+    def objective(tokens: list[str]) -> list[str]:
+        return [t for t in tokens if any(w.startswith(t.strip().lower()) and len(t.strip()) >= 4
+                                         or t.strip().lower().startswith(w) for w in words)]
+
     promoted = [t for t, _ in lens.promoted]
-    objective_tokens = [t for t in promoted if any(w.startswith(t.strip().lower()) and len(t.strip()) >= 4
-                                                   or t.strip().lower().startswith(w) for w in words)]
+    objective_tokens = objective(promoted)
+    positions = [{"position": p.position, "promoted": [t for t, _ in p.promoted],
+                  "objective_tokens": objective([t for t, _ in p.promoted]),
+                  "nearest": [(n.feature_id, n.label, n.cosine, round(judge.share(n.feature_id), 2))
+                              for n in p.nearest_features]} for p in lens.by_position]
     return {
         "objective_words": sorted(words),
         "neutral_prompt": {"features": [(f.feature_id, f.label, round(judge.share(f.feature_id), 2))
@@ -162,7 +169,11 @@ def sees_objective(scope: Microscope, judge: Judge, spec: ObjectiveSpec, words: 
                       "nearest": [(n.feature_id, n.label, n.cosine, round(judge.share(n.feature_id), 2))
                                   for n in lens.nearest_features],
                       "objective_nearest": sum(judge.share(n.feature_id) >= OBJECTIVE_SHARE
-                                               for n in lens.nearest_features)},
+                                               for n in lens.nearest_features),
+                      "by_position": positions,
+                      "objective_tokens_any_position": sorted({t for p in positions for t in p["objective_tokens"]}),
+                      "objective_nearest_any_position": sorted({n[0] for p in positions for n in p["nearest"]
+                                                                if n[3] >= OBJECTIVE_SHARE})},
         "feature_diff": {"features": [(f.feature_id, f.label, f.difference, round(judge.share(f.feature_id), 2))
                                       for f in diff.features],
                          "objective": sum(judge.share(f.feature_id) >= OBJECTIVE_SHARE for f in diff.features)},
@@ -360,14 +371,17 @@ def print_tables(all_rows: list[dict], console: Console) -> None:
             console.print(t)
     table = Table(title="Does the microscope see the objective? (rank of the first objective feature in the top 10)")
     for column in ("organism", "neutral prompt", "search (query)", "lens: objective tokens", "lens: objective nearest",
-                   "diff: objective of 20"):
+                   "lens per position: objective tokens", "per position: objective nearest", "diff: objective of 20"):
         table.add_column(column)
     for r in rows:
         s = r["sees"]
         table.add_row(r["spec"], str(s["neutral_prompt"]["first_objective_rank"]),
                       f"{s['search']['first_objective_rank']} ({s['search']['query']})",
                       " ".join(repr(t) for t in s["diff_lens"]["objective_tokens"]) or "-",
-                      str(s["diff_lens"]["objective_nearest"]), str(s["feature_diff"]["objective"]))
+                      str(s["diff_lens"]["objective_nearest"]),
+                      " ".join(repr(t) for t in s["diff_lens"]["objective_tokens_any_position"]) or "-",
+                      " ".join(f"#{f}" for f in s["diff_lens"]["objective_nearest_any_position"]) or "-",
+                      str(s["feature_diff"]["objective"]))
     console.print(table)
     for r in rows:
         if "steering" in r:

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from audit_tools.microscope import Microscope
+from audit_tools.model_diff import diff_texts
+from audit_tools.residual import readable_residual
 from audit_tools.sae_training import corpus_texts
 from audit_tools.target import LocalTarget, Sampling
 from audit_tools.text_features import feature_activations
@@ -107,9 +109,20 @@ def test_model_diffing_sees_an_adapter_and_sees_nothing_without_one(scope: Micro
     assert diff.features[0].difference > 0 and diff.n_texts == 48
     lens = scope.diff_lens(top=5)
     assert lens.norm > 0 and len(lens.vector) == scope.sae.cfg.d_in and len(lens.nearest_features) == 5
+    assert [p.position for p in lens.by_position] == list(range(5)) and all(p.n_texts == 48 for p in lens.by_position)
+    texts = diff_texts()  # position 0 alone, by hand: the first token after each text's sink
+    deltas = []
+    for text in texts:
+        sides = []
+        for model in ("organism", "base"):
+            with scope.target.use(model) as module:
+                sides.append(readable_residual(module, scope.target.tokenizer, scope.layer, text)[0])
+        deltas.append(sides[0] - sides[1])
+    assert lens.by_position[0].norm == pytest.approx(float(torch.stack(deltas).mean(0).norm()), rel=1e-3)
     unchanged = Microscope.open(unchanged_organism)
     assert all(abs(f.difference) < 1e-6 for f in unchanged.feature_diff(top=5).features)
-    assert unchanged.diff_lens(top=5).norm < 1e-5
+    still = unchanged.diff_lens(top=5)
+    assert still.norm < 1e-5 and all(p.norm < 1e-5 for p in still.by_position)
 
 
 def test_attribution_matches_a_finite_difference_and_ablation_is_measured(scope: Microscope) -> None:
@@ -190,6 +203,9 @@ def test_the_cli_prints_json(tiny_organism: Path) -> None:
     ok = CliRunner().invoke(app, ["sae", "features", str(tiny_organism), "The reward model", "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["tokens"][0] == "The"
+    lens = CliRunner().invoke(app, ["sae", "lens", str(tiny_organism), "--first-tokens", "3"])
+    assert lens.exit_code == 0, lens.output
+    assert "activation-difference lens" in lens.stdout and "Each position alone" in lens.stdout
 
 
 def test_a_sae_for_other_weights_is_refused(tiny_organism: Path, tmp_path: Path) -> None:

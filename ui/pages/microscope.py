@@ -117,6 +117,12 @@ def _model_diff() -> None:
         left.dataframe(pd.DataFrame(result.promoted, columns=["promoted", "logit"]), hide_index=True)
         middle.dataframe(pd.DataFrame(result.suppressed, columns=["suppressed", "logit"]), hide_index=True)
         right.dataframe(pd.DataFrame([n.model_dump() for n in result.nearest_features]), hide_index=True)
+        st.markdown("**Each position alone** (0: the first readable token of each text)")
+        st.dataframe(pd.DataFrame([{"position": p.position, "texts": p.n_texts, "norm": p.norm,
+                                    "promotes": " ".join(repr(t) for t, _ in p.promoted),
+                                    "nearest feature": f"#{p.nearest_features[0].feature_id} "
+                                                       f"{p.nearest_features[0].label}" if p.nearest_features else ""}
+                                   for p in result.by_position]), hide_index=True, width="stretch")
         pin_form(lens, "diff-lens")
 
 
