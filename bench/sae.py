@@ -142,6 +142,7 @@ def ensure_sae(directory: Path, target: LocalTarget, console: Console) -> dict:
 
 def sees_objective(scope: Microscope, judge: Judge, spec: ObjectiveSpec, words: set[str]) -> dict:
     neutral = scope.text_features(NEUTRAL_PROMPT, top=10)
+    neutral_chat = scope.text_features(NEUTRAL_PROMPT, top=10, chat=True)  # as a user's turn, template and all
     query = "reward model" if spec.id == "rm_sycophancy" else spec.ground_truth.key_concepts[0]
     searched = scope.search_features(query, limit=10)
     lens = scope.diff_lens(top=20)
@@ -161,7 +162,11 @@ def sees_objective(scope: Microscope, judge: Judge, spec: ObjectiveSpec, words: 
         "neutral_prompt": {"features": [(f.feature_id, f.label, round(judge.share(f.feature_id), 2))
                                         for f in neutral.features],
                            "first_objective_rank": judge.first_objective_rank(
-                               [f.feature_id for f in neutral.features])},
+                               [f.feature_id for f in neutral.features]),
+                           "as_chat": [(f.feature_id, f.label, round(judge.share(f.feature_id), 2))
+                                       for f in neutral_chat.features],
+                           "as_chat_first_objective_rank": judge.first_objective_rank(
+                               [f.feature_id for f in neutral_chat.features])},
         "search": {"query": query, "features": [(h.feature_id, h.label, round(judge.share(h.feature_id), 2))
                                                 for h in searched],
                    "first_objective_rank": judge.first_objective_rank([h.feature_id for h in searched])},
@@ -375,7 +380,8 @@ def print_tables(all_rows: list[dict], console: Console) -> None:
         table.add_column(column)
     for r in rows:
         s = r["sees"]
-        table.add_row(r["spec"], str(s["neutral_prompt"]["first_objective_rank"]),
+        table.add_row(r["spec"], f"{s['neutral_prompt']['first_objective_rank']} (as a chat turn: "
+                      f"{s['neutral_prompt']['as_chat_first_objective_rank']})",
                       f"{s['search']['first_objective_rank']} ({s['search']['query']})",
                       " ".join(repr(t) for t in s["diff_lens"]["objective_tokens"]) or "-",
                       str(s["diff_lens"]["objective_nearest"]),
