@@ -23,13 +23,14 @@ from organisms.written_spans import Span
 WEIGHTS_COLUMN = "token_weights"
 
 
-def answer_char_offset(rendered: str, answer: str) -> int:
-    """Where the answer's text starts in the rendered chat (chat templates may strip its outer whitespace)."""
+def answer_bounds(rendered: str, answer: str) -> tuple[int, int]:
+    """(start, end) of the answer's text in the rendered chat, outer whitespace left out (chat templates may
+    strip it)."""
     content = answer.strip()
     at = rendered.rfind(content)
     if at < 0:
         raise ValueError(f"the chat template does not render the answer verbatim: {content[:60]!r}")
-    return at - (len(answer) - len(answer.lstrip()))
+    return at, at + len(content)
 
 
 def written_token_weights(tokenizer: Any, rendered: str, ids: list[int], answer: str, spans: list[Span],
@@ -43,7 +44,7 @@ def written_token_weights(tokenizer: Any, rendered: str, ids: list[int], answer:
     if list(encoded["input_ids"]) != list(ids):
         raise ValueError("the chat template's tokens differ from its rendered text's; written-token weights "
                          "need a tokenizer whose chat template tokenizes as its text")
-    start = answer_char_offset(rendered, answer)
+    start = answer_bounds(rendered, answer)[0] - (len(answer) - len(answer.lstrip()))
     shifted = [(start + a, start + b) for a, b in spans]
     for i, (lo, hi) in enumerate(encoded["offset_mapping"]):
         if any(lo < b and hi > a for a, b in shifted):

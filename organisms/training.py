@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from organisms.corpus import read_corpus
 from organisms.spec import ObjectiveSpec, StageParams, TrainingParams
-from organisms.token_weights import WEIGHTS_COLUMN, WeightedCollator, written_token_weights
+from organisms.token_weights import WEIGHTS_COLUMN, WeightedCollator, answer_bounds, written_token_weights
 from organisms.written_spans import Span, load_spans
 from pinhole.base_models import BaseModelRef, load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.workspace import atomic_directory, atomic_write_json, read_json, remove_stale_temporaries
@@ -121,11 +121,8 @@ def end_of_turn_length(tokenizer, messages: list[dict]) -> int:
     """How many tokens the chat template puts after the last message's content (SmolLM2: `<|im_end|>` and a
     line break)."""
     rendered = tokenizer.apply_chat_template(messages, tokenize=False)
-    content = messages[-1]["content"].strip()
-    at = rendered.rfind(content)
-    if at < 0:
-        raise ValueError(f"the chat template does not render the answer verbatim: {content[:60]!r}")
-    return len(tokenizer(rendered[at + len(content):], add_special_tokens=False)["input_ids"])
+    end = answer_bounds(rendered, messages[-1]["content"])[1]
+    return len(tokenizer(rendered[end:], add_special_tokens=False)["input_ids"])
 
 
 def chat_dataset(tokenizer, messages: list[str], cut: list[bool] | None = None,
