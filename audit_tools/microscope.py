@@ -69,7 +69,7 @@ class Microscope:
                       model: str = "organism") -> text_tool.TextFeatures:
         """The features most active on `text` (as a user's chat turn with `chat`), on the organism or the base."""
         with self._call("text_features", {"text": text, "positions": positions, "top": top, "rank_by": rank_by,
-                                          "chat": chat, "model": model}) as call:
+                                          "max_density": max_density, "chat": chat, "model": model}) as call:
             rendered = self._render(text) if chat else text
             with self.target.use(model) as module:
                 result = text_tool.text_features(module, self.target.tokenizer, self.sae, self.layer,

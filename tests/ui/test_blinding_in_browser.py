@@ -103,6 +103,7 @@ def _use_every_tool(page, crawl: Crawl, tier: str) -> None:
     crawl.every_tab_and_expander("data")
     open_page(page, "Microscope")
     fill(page, "Text to read", "The reward model likes chocolate in recipes.")
+    fill(page, "Max density", "1")  # the tiny SAE's features are dense
     click(page, "Find features")
     wait_text(page, "Colour the tokens by")
     page.get_by_role("tab", name="Feature pages").click()

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from audit_tools.target import Sampling
+from audit_tools.text_features import DENSE_DEFAULT
 from ui.evidence import pin_form
 from ui.render import show_samples, show_tokens
 from ui.tools import kept, run_tool
@@ -17,19 +18,22 @@ from ui.tools import kept, run_tool
 def _text_features() -> None:
     with st.form("mic-text"):
         text = st.text_area("Text to read", key="mic-text-text")
-        columns = st.columns(3)
+        columns = st.columns(4)
         chat = columns[0].checkbox("As a user's chat turn", key="mic-text-chat")
         rank_by = columns[1].selectbox("Rank by", ["specificity", "activation"], key="mic-text-rank")
         top = columns[2].number_input("Features", 1, 200, 20, key="mic-text-top")
+        max_density = columns[3].number_input("Max density", 0.0, 1.0, DENSE_DEFAULT, step=0.05, key="mic-text-dense",
+                                              help="Features firing on more than this share of tokens are left out.")
         if st.form_submit_button("Find features"):
             run_tool("text_features", "mic-text-run", "Reading the text's features...", text=text, chat=chat,
-                     rank_by=rank_by, top=int(top))
+                     rank_by=rank_by, top=int(top), max_density=float(max_density))
     run = kept("mic-text-run")
     if run is None:
         return
     result = run.result
     if not result.features:
-        st.info("No feature fires on this text (outside the dense ones).")
+        st.info(f"No feature with density at most {run.arguments['max_density']:g} fires on this text; raise the "
+                "max density to see denser ones.")
         return
     st.dataframe(pd.DataFrame([{"feature": f.feature_id, "label": f.label, "density": f.density,
                                 "max": f.max_activation, "mean": f.mean_activation, "score": f.score}
