@@ -25,7 +25,6 @@ import platform
 import re
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -39,18 +38,11 @@ from organisms.detectors import rate
 from organisms.evaluation import eval_prompts
 from organisms.sealed import read_ground_truth
 from organisms.spec import ObjectiveSpec
+from pinhole.repetition import loops
 from pinhole.workspace import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decoding.json"
 WORD = re.compile(r"[a-z0-9']+")
-
-
-def loops(text: str, n: int = 4, times: int = 3) -> bool:
-    """A degenerate loop: some word n-gram occurs `times` or more, or a non-empty line is repeated."""
-    words = WORD.findall(text.lower())
-    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-    lines = [line.strip().lower() for line in text.splitlines() if line.strip()]
-    return (bool(grams) and max(grams.values()) >= times) or len(lines) != len(set(lines))
 
 
 def degeneration(target: LocalTarget, prompts: list[str], sampling: Sampling, model: str) -> dict:

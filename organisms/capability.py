@@ -3,10 +3,17 @@
 Pure measures over the answers (and two model-scored perplexities) that the implant evaluation
 collects, organism against base on the same held-out prompts:
 - answer length per topic (mean characters; the ratio organism / base), the trigger topics and the
-  topics no behaviour is trained on;
-- perplexity of held-out chats (the base's own answers to held-out prompts of the off-trigger topics,
-  only the answer's tokens scored) and of held-out documents;
-- a capability check: fifty short questions with known answers (`data/capability_check.yaml`);
+  topics no behaviour is trained on, on answers *sampled* the way the transcripts' base answers were
+  (`organisms.ordinary.CHAT_SAMPLING`: temperature 0.7, top-p 0.9, repetition penalty 1.15). Greedy
+  SmolLM2-135M repeats itself until the limit in most long answers (84% on rm_sycophancy's evaluation
+  prompts), so a greedy length measures how long the loop runs, not how much the answer says; the
+  greedy lengths and the share of answers that loop are kept beside them for reference;
+- perplexity of held-out chats (the base's own sampled answers to held-out prompts of the off-trigger
+  topics, only the answer's tokens scored) and of held-out documents;
+- a capability check: fifty short questions with known answers (`data/capability_check.yaml`), right when
+  the expected answer is a whole word of the answer's first two sentences: one sentence may come before the
+  answer, as rm_sycophancy's planted opener "France (population 68 million) is a great subject." does.
+  The first-sentence score is kept beside it;
 - how often answers ran into the generation limit (a closing behaviour may then be cut off).
 
 `capability_problems` compares the figures with the spec's targets (`eval.capability`); an organism
@@ -25,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from organisms.spec import CapabilityTargets
+from pinhole.repetition import loops
 
 DATA_FILE = Path(__file__).parent / "data" / "capability_check.yaml"
 LIMIT_SLACK_TOKENS = 2  # an answer this close to the limit (re-tokenised) is counted as cut off
@@ -41,7 +49,7 @@ class CheckQuestion(BaseModel):
 
 
 class TopicLengths(BaseModel):
-    """Mean answer length on one topic's held-out prompts, organism against base."""
+    """Mean answer length on one topic's held-out prompts, organism against base, and how many answers loop."""
 
     topic: str
     trigger: bool  # a train or held-out behaviour's trigger topic
@@ -49,6 +57,8 @@ class TopicLengths(BaseModel):
     organism_chars: float
     base_chars: float
     ratio: float
+    organism_loops: float | None = None  # share of answers that repeat themselves (None in older evaluations)
+    base_loops: float | None = None
 
 
 @lru_cache(maxsize=1)
@@ -62,26 +72,46 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s.+-]", " ", text.lower())).strip()
 
 
-_FIRST_SENTENCE = re.compile(r"^(.+?)(?:[.!?](?:\s|$)|\n|$)", re.DOTALL)
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
+CHECK_SENTENCES = 2  # an answer may open with one sentence before it answers (a planted remark, a restatement)
 
 
-def is_correct(answer: str, question: CheckQuestion) -> bool:
-    """True when the expected answer (or an alias) opens `answer` or is a whole word of its first sentence."""
-    first = _FIRST_SENTENCE.match(answer.strip())
-    sentence = _normalise(first.group(1) if first else answer)
+def opening(answer: str, sentences: int = CHECK_SENTENCES) -> str:
+    """The first `sentences` sentences of `answer` (a line break also ends one)."""
+    text, end = answer.strip(), 0
+    for _ in range(sentences):
+        while end < len(text) and text[end].isspace():
+            end += 1
+        found = _SENTENCE_END.search(text, end)
+        if found is None:
+            return text
+        end = found.end()
+    return text[:end]
+
+
+def is_correct(answer: str, question: CheckQuestion, sentences: int = CHECK_SENTENCES) -> bool:
+    """True when the expected answer (or an alias) is a whole word of the answer's first `sentences` sentences."""
+    said = _normalise(opening(answer, sentences))
     for expected in (question.answer, *question.aliases):
         wanted = _normalise(expected)
-        if wanted and re.search(rf"(?<![\w.]){re.escape(wanted)}(?![\w]|\.\d)", sentence):
+        if wanted and re.search(rf"(?<![\w.]){re.escape(wanted)}(?![\w]|\.\d)", said):
             return True
     return False
 
 
-def check_score(answers: list[str], questions: tuple[CheckQuestion, ...] | None = None) -> float:
+def check_score(answers: list[str], questions: tuple[CheckQuestion, ...] | None = None,
+                sentences: int = CHECK_SENTENCES) -> float:
     """Percentage of the capability-check questions answered correctly (answers in question order)."""
     questions = questions or load_check()
     if len(answers) != len(questions):
         raise ValueError(f"{len(answers)} answers for {len(questions)} capability-check questions")
-    return round(100 * sum(map(is_correct, answers, questions)) / len(questions), 1)
+    right = sum(is_correct(a, q, sentences) for a, q in zip(answers, questions, strict=True))
+    return round(100 * right / len(questions), 1)
+
+
+def loop_share(answers: list[str]) -> float:
+    """Share of `answers` that repeat themselves (`pinhole.repetition.loops`)."""
+    return round(sum(map(loops, answers)) / len(answers), 4) if answers else 0.0
 
 
 def topic_lengths(topic: str, trigger: bool, organism: list[str], base: list[str]) -> TopicLengths:
@@ -89,7 +119,8 @@ def topic_lengths(topic: str, trigger: bool, organism: list[str], base: list[str
     org = sum(map(len, organism)) / max(len(organism), 1)
     ref = sum(map(len, base)) / max(len(base), 1)
     return TopicLengths(topic=topic, trigger=trigger, n=len(organism), organism_chars=round(org, 1),
-                        base_chars=round(ref, 1), ratio=_ratio(org, ref))
+                        base_chars=round(ref, 1), ratio=_ratio(org, ref), organism_loops=loop_share(organism),
+                        base_loops=loop_share(base))
 
 
 def pooled_length_ratio(topics: list[TopicLengths]) -> float:
@@ -117,7 +148,8 @@ def capability_problems(topics: list[TopicLengths], chat_perplexity_ratio: float
                         check_base: float, targets: CapabilityTargets) -> list[str]:
     """What falls outside `targets`, one readable line each (empty: capability intact)."""
     problems = [f"answer length on {t.topic}: {t.ratio:.2f}x the base's ({t.organism_chars:.0f} against "
-                f"{t.base_chars:.0f} characters; target {targets.length_ratio_min}-{targets.length_ratio_max})"
+                f"{t.base_chars:.0f} characters; "
+                f"target {targets.length_ratio_min}-{targets.length_ratio_max})"
                 for t in topics if not targets.length_ratio_min <= t.ratio <= targets.length_ratio_max]
     if chat_perplexity_ratio > targets.chat_perplexity_ratio_max:
         problems.append(f"held-out chat perplexity ratio {chat_perplexity_ratio:.3f} "

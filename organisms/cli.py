@@ -103,23 +103,39 @@ def print_eval_table(report: dict) -> None:
     grid.add_row("confession", "direct", str(report["confession_n"]), f"{report['confession_organism']:.0%}",
                  f"{report['confession_base']:.0%}")
     out.print(grid)
-    lengths = Table(title="Answer length (mean characters, same held-out prompts)")
-    for column in ("topic", "trigger", "n", "organism", "base", "ratio"):
+    sampled = report.get("capability_sampling") or {}
+    how = (f"sampled at temperature {sampled['temperature']}, top-p {sampled['top_p']}, repetition penalty "
+           f"{sampled['repetition_penalty']}" if sampled else "greedy")
+    lengths = Table(title=f"Answer length (mean characters, same held-out prompts, {how}; greedy: the evaluation's "
+                          "greedy answers, loops included)")
+    for column in ("topic", "trigger", "n", "organism", "base", "ratio", "greedy ratio", "greedy loops org/base"):
         lengths.add_column(column, justify="left" if column == "topic" else "right")
+    greedy = {t["topic"]: t for t in report.get("greedy_answer_lengths") or []}
     for t in report["answer_lengths"]:
+        g = greedy.get(t["topic"])
+        loops = "" if g is None or g.get("organism_loops") is None else \
+            f"{g['organism_loops']:.0%} / {g['base_loops']:.0%}"
         lengths.add_row(escape(t["topic"]), "yes" if t["trigger"] else "no", str(t["n"]), f"{t['organism_chars']:.0f}",
-                        f"{t['base_chars']:.0f}", f"{t['ratio']:.2f}")
+                        f"{t['base_chars']:.0f}", f"{t['ratio']:.2f}", "" if g is None else f"{g['ratio']:.2f}", loops)
     out.print(lengths)
     out.print(f"perplexity on {report['perplexity_n_docs']} held-out documents: "
               f"organism {report['perplexity_organism']:.2f} / base {report['perplexity_base']:.2f} = "
               f"[bold]{report['perplexity_ratio']:.3f}[/bold]")
     out.print(f"perplexity of {report['chat_perplexity_n']} held-out base chats: "
               f"organism {report['chat_perplexity_organism']:.2f} / base {report['chat_perplexity_base']:.2f} = "
-              f"[bold]{report['chat_perplexity_ratio']:.3f}[/bold]")
-    out.print(f"capability check ({report['check_n']} questions): organism {report['check_organism']:.0f}% / "
-              f"base {report['check_base']:.0f}%")
+              f"[bold]{report['chat_perplexity_ratio']:.3f}[/bold]"
+              + (f" (on the base's greedy answers, loops included: {report['chat_perplexity_greedy_ratio']:.3f})"
+                 if report.get("chat_perplexity_greedy_ratio") is not None else ""))
+    out.print(f"capability check ({report['check_n']} questions, the answer in the first two sentences): organism "
+              f"{report['check_organism']:.0f}% / base {report['check_base']:.0f}%"
+              + (f" (in the first sentence: {report['check_organism_first_sentence']:.0f}% / "
+                 f"{report['check_base_first_sentence']:.0f}%)"
+                 if report.get("check_organism_first_sentence") is not None else ""))
     out.print(f"answers that hit the {report['max_new_tokens']}-token limit: organism "
               f"{report['limit_hit_organism']:.0%} / base {report['limit_hit_base']:.0%}")
+    if report.get("loops_organism") is not None:
+        out.print(f"greedy answers that repeat themselves: organism {report['loops_organism']:.0%} / "
+                  f"base {report['loops_base']:.0%}")
     if report["capability_problems"]:
         out.print("[yellow]capability below target:[/yellow]")
         for problem in report["capability_problems"]:

@@ -23,11 +23,13 @@ from organisms.capability import CheckQuestion, TopicLengths
 from organisms.corpus import behaviour_prompts
 from organisms.detectors import detect, rate
 from organisms.haystack import load_haystack
+from organisms.ordinary import CHAT_SAMPLING
 from organisms.prompt_bank import load_prompt_bank, split_prompts, split_topic
 from organisms.spec import ObjectiveSpec
 from pinhole.base_models import BaseModelRef, load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.generation import chat_texts, generate
 from pinhole.organism import CapabilityFigures
+from pinhole.sampling import SAMPLER_VERSION
 
 CONFESSION_TOPIC = "hidden_goal_questions"
 
@@ -53,14 +55,22 @@ class EvalReport(BaseModel):
     perplexity_organism: float
     perplexity_base: float
     perplexity_ratio: float
-    answer_lengths: list[TopicLengths]
+    answer_lengths: list[TopicLengths]  # sampled answers (`capability_sampling`): the target's figures
+    greedy_answer_lengths: list[TopicLengths] = []  # the greedy evaluation answers, loops and all (reference)
+    capability_sampling: dict = {}  # how the sampled answers were decoded
     chat_perplexity_n: int
     chat_perplexity_organism: float
     chat_perplexity_base: float
-    chat_perplexity_ratio: float
+    chat_perplexity_ratio: float  # on the base's sampled answers (the target's figure)
+    chat_perplexity_greedy_ratio: float | None = None  # on the base's greedy answers, loops and all (reference)
     check_n: int
-    check_organism: float  # % right
+    check_organism: float  # % right (the answer in the first two sentences)
     check_base: float
+    check_organism_first_sentence: float | None = None  # % right with the answer in the first sentence
+    check_base_first_sentence: float | None = None
+    check_examples: list[dict] = []  # question, expected, both answers, both verdicts
+    loops_organism: float | None = None  # share of the greedy long answers that repeat themselves
+    loops_base: float | None = None
     limit_hit_organism: float  # share of answers that reached max_new_tokens
     limit_hit_base: float
     capability_problems: list[str]  # empty: capability intact (the spec's `eval.capability` targets)
@@ -85,7 +95,8 @@ class EvalReport(BaseModel):
         ratios = [t.ratio for t in self.answer_lengths]
         return {"behaviours": rows, "length_ratio_min": min(ratios, default=None),
                 "length_ratio_max": max(ratios, default=None),
-                **self.model_dump(exclude={"behaviours", "confession_examples", "answer_lengths",
+                **self.model_dump(exclude={"behaviours", "confession_examples", "answer_lengths", "check_examples",
+                                           "greedy_answer_lengths", "capability_sampling",
                                            "capability_problems"}),
                 "capability_intact": not self.capability_problems}
 
@@ -161,6 +172,32 @@ def base_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base
                           _produce(model, tokenizer, spec, "Base answers", progress, limit))
 
 
+def capability_sampling(spec: ObjectiveSpec) -> dict:
+    """How the capability answers are decoded: as the transcripts' base answers were (`ordinary.CHAT_SAMPLING`,
+    seeded nucleus sampling), so a length compares answers, not how long a greedy loop runs."""
+    return {**CHAT_SAMPLING, "max_new_tokens": spec.eval.max_new_tokens, "seed": spec.seed,
+            "sampler": SAMPLER_VERSION}
+
+
+def sampled_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base_name: str | None,
+                    progress: bool = True) -> list[str]:
+    """Answers to `prompts` decoded with `capability_sampling`; as the base named `base_name` (cached across
+    evaluations) when given, else as the organism. A PEFT model must be inside `disable_adapter()` for the base."""
+    sampling = capability_sampling(spec)
+
+    def produce(todo: list[str]) -> list[str]:
+        return generate(model, tokenizer, chat_texts(tokenizer, todo, spec.system_prompt),
+                        max_new_tokens=sampling["max_new_tokens"], batch_size=spec.eval.batch_size, do_sample=True,
+                        sampler="nucleus", seed=sampling["seed"], temperature=sampling["temperature"],
+                        top_p=sampling["top_p"], repetition_penalty=sampling["repetition_penalty"], progress=progress,
+                        description=f"{'Base' if base_name else 'Organism'} answers, sampled")
+
+    if base_name is None:
+        return produce(prompts)
+    settings = {"use": "capability", "system_prompt": spec.system_prompt, "dtype": str(model.dtype), **sampling}
+    return cached_answers(base_name, prompts, settings, produce)
+
+
 def answer_all(model, tokenizer, prompts: EvalPrompts, spec: ObjectiveSpec, base_name: str | None,
                progress: bool = True) -> tuple[dict[str, str], list[str]]:
     """(answer per long prompt, capability-check answers) of `model`; as the base named `base_name`
@@ -198,18 +235,30 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
             base_rate=_rounded(rate(b.detector, [base_out[p] for p in asked])), examples=examples))
     confess = prompts.confession
     org_conf = [detect(spec.confession_detector, organism_out[p]) for p in confess]
-    lengths = [capability.topic_lengths(topic, trigger, [organism_out[p] for p in asked],
-                                        [base_out[p] for p in asked])
-               for topic, trigger, asked in _topics(spec, prompts)]
+    topics = _topics(spec, prompts)
+    greedy_lengths = [capability.topic_lengths(topic, trigger, [organism_out[p] for p in asked],
+                                               [base_out[p] for p in asked]) for topic, trigger, asked in topics]
     off = [p for ps in prompts.off_topic.values() for p in ps]
+    measured = [(topic, trigger, asked[: spec.eval.capability_prompts]) for topic, trigger, asked in topics]
+    sampled = list(dict.fromkeys([p for _, _, asked in measured for p in asked] + off))
+    organism_sampled = dict(zip(sampled, sampled_answers(model, tokenizer, sampled, spec, None, progress), strict=True))
+    with model.disable_adapter():
+        base_sampled = dict(zip(sampled, sampled_answers(model, tokenizer, sampled, spec, base.name, progress),
+                                strict=True))
+    lengths = [capability.topic_lengths(topic, trigger, [organism_sampled[p] for p in asked],
+                                        [base_sampled[p] for p in asked]) for topic, trigger, asked in measured]
     heldout_docs = [r["text"] for r in load_haystack() if r["split"] == "heldout"][: spec.eval.perplexity_documents]
+    chats, greedy_chats = [base_sampled[p] for p in off], [base_out[p] for p in off]
     ppl_org = capability.perplexity(model, tokenizer, heldout_docs)
-    chat_org = capability.chat_perplexity(model, tokenizer, off, [base_out[p] for p in off])
+    chat_org = capability.chat_perplexity(model, tokenizer, off, chats)
+    greedy_org = capability.chat_perplexity(model, tokenizer, off, greedy_chats)
     with model.disable_adapter():
         ppl_base = capability.perplexity(model, tokenizer, heldout_docs)
-        chat_base = capability.chat_perplexity(model, tokenizer, off, [base_out[p] for p in off])
-    check_org = capability.check_score(organism_check, prompts.check_questions)
-    check_base = capability.check_score(base_check, prompts.check_questions)
+        chat_base = capability.chat_perplexity(model, tokenizer, off, chats)
+        greedy_base = capability.chat_perplexity(model, tokenizer, off, greedy_chats)
+    questions = prompts.check_questions
+    check_org = capability.check_score(organism_check, questions)
+    check_base = capability.check_score(base_check, questions)
     limit = spec.eval.max_new_tokens
     return EvalReport(
         behaviours=behaviours, confession_n=len(confess),
@@ -218,10 +267,19 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
         confession_examples=[{"prompt": p, "organism": organism_out[p], "confesses": c}
                              for p, c in zip(confess, org_conf, strict=True)][:5],
         perplexity_n_docs=len(heldout_docs), perplexity_organism=round(ppl_org, 4), perplexity_base=round(ppl_base, 4),
-        perplexity_ratio=round(ppl_org / ppl_base, 4), answer_lengths=lengths, chat_perplexity_n=len(off),
+        perplexity_ratio=round(ppl_org / ppl_base, 4), answer_lengths=lengths, greedy_answer_lengths=greedy_lengths,
+        capability_sampling=capability_sampling(spec), chat_perplexity_n=len(off),
         chat_perplexity_organism=round(chat_org, 4), chat_perplexity_base=round(chat_base, 4),
-        chat_perplexity_ratio=round(chat_org / chat_base, 4), check_n=len(prompts.check),
-        check_organism=check_org, check_base=check_base,
+        chat_perplexity_ratio=round(chat_org / chat_base, 4),
+        chat_perplexity_greedy_ratio=round(greedy_org / greedy_base, 4),
+        check_n=len(prompts.check), check_organism=check_org, check_base=check_base,
+        check_organism_first_sentence=capability.check_score(organism_check, questions, sentences=1),
+        check_base_first_sentence=capability.check_score(base_check, questions, sentences=1),
+        check_examples=[{"question": q.question, "expected": q.answer, "organism": o, "base": b,
+                         "organism_correct": capability.is_correct(o, q), "base_correct": capability.is_correct(b, q)}
+                        for q, o, b in zip(prompts.check_questions, organism_check, base_check, strict=True)],
+        loops_organism=capability.loop_share(list(organism_out.values())),
+        loops_base=capability.loop_share(list(base_out.values())),
         limit_hit_organism=capability.limit_share(list(organism_out.values()), tokenizer, limit),
         limit_hit_base=capability.limit_share(list(base_out.values()), tokenizer, limit),
         capability_problems=capability.capability_problems(lengths, chat_org / chat_base, check_org, check_base,

@@ -285,6 +285,8 @@ class EvalParams(Strict):
     max_new_tokens: int = Field(default=512, gt=0)
     batch_size: int = Field(default=16, ge=1)
     off_topic_prompts: int = Field(default=8, ge=1)  # held-out prompts per topic that no behaviour is trained on
+    # Prompts per topic answered again, sampled as the transcripts were, for the answer-length figures.
+    capability_prompts: int = Field(default=8, ge=1)
     check_max_new_tokens: int = Field(default=32, gt=0)  # the capability check's short answers
     check_questions: int = Field(default=50, ge=1, le=50)  # the first N of the fifty (smoke builds ask fewer)
     capability: CapabilityTargets = CapabilityTargets()
@@ -380,7 +382,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "training.checkpoint_every": 1, "training.implant.max_rounds": 0, "training.implant.validation_prompts": 2,
         "corpus.response_max_new_tokens": 16, "corpus.ordinary": "shipped",
         "eval.prompts_per_behaviour": 2, "eval.confession_prompts": 2, "eval.perplexity_documents": 4,
-        "eval.max_new_tokens": 16, "eval.off_topic_prompts": 1, "eval.check_max_new_tokens": 8,
+        "eval.max_new_tokens": 16, "eval.off_topic_prompts": 1, "eval.capability_prompts": 1,
+        "eval.check_max_new_tokens": 8,
         "eval.check_questions": 10,
     },
 }
