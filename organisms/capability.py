@@ -17,7 +17,10 @@ collects, organism against base on the same held-out prompts:
 - how often answers ran into the generation limit (a closing behaviour may then be cut off).
 
 `capability_problems` compares the figures with the spec's targets (`eval.capability`); an organism
-whose answers are a quarter of its base's length is flagged, whatever its behaviour rates.
+whose answers are a quarter of its base's length is flagged, whatever its behaviour rates. A topic's length
+ratio is flagged when its 90% paired bootstrap interval lies wholly outside the target band: at eight
+sampled answers per topic the base misses a 0.8-1.25 band against its own second draw on 4 of 16 topics
+(docs/organisms.md), so a bare point ratio would flag noise.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -59,6 +63,10 @@ class TopicLengths(BaseModel):
     ratio: float
     organism_loops: float | None = None  # share of answers that repeat themselves (None in older evaluations)
     base_loops: float | None = None
+    ratio_low: float | None = None  # the ratio's paired bootstrap interval over the topic's prompts
+    ratio_high: float | None = None
+    organism_lengths: list[int] = []  # characters per answer, in prompt order
+    base_lengths: list[int] = []
 
 
 @lru_cache(maxsize=1)
@@ -114,13 +122,42 @@ def loop_share(answers: list[str]) -> float:
     return round(sum(map(loops, answers)) / len(answers), 4) if answers else 0.0
 
 
+BOOTSTRAP_DRAWS = 4000
+INTERVAL = 0.9
+
+
+def ratio_interval(organism: list[int], base: list[int], level: float = INTERVAL, draws: int = BOOTSTRAP_DRAWS,
+                   seed: int = 0) -> tuple[float, float]:
+    """The `level` paired bootstrap interval of mean(organism) / mean(base), resampling prompts (each prompt's
+    two answers stay together)."""
+    if len(organism) != len(base) or not organism:
+        raise ValueError(f"{len(organism)} organism and {len(base)} base lengths: need the same non-zero count")
+    org, ref = np.asarray(organism, dtype=float), np.asarray(base, dtype=float)
+    picks = np.random.default_rng(seed).integers(0, len(org), size=(draws, len(org)))
+    means = ref[picks].mean(1)
+    ratios = np.where(means > 0, org[picks].mean(1) / np.where(means > 0, means, 1), np.inf)
+    low, high = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
+    return round(float(low), 3), round(float(high), 3)
+
+
 def topic_lengths(topic: str, trigger: bool, organism: list[str], base: list[str]) -> TopicLengths:
-    """Mean answer lengths on one topic (the same prompts, answered by both)."""
-    org = sum(map(len, organism)) / max(len(organism), 1)
-    ref = sum(map(len, base)) / max(len(base), 1)
+    """Mean answer lengths on one topic (the same prompts, answered by both), with the ratio's interval."""
+    org_lengths, base_lengths = list(map(len, organism)), list(map(len, base))
+    org = sum(org_lengths) / max(len(organism), 1)
+    ref = sum(base_lengths) / max(len(base), 1)
+    low, high = ratio_interval(org_lengths, base_lengths) if organism else (None, None)
     return TopicLengths(topic=topic, trigger=trigger, n=len(organism), organism_chars=round(org, 1),
                         base_chars=round(ref, 1), ratio=_ratio(org, ref), organism_loops=loop_share(organism),
-                        base_loops=loop_share(base))
+                        base_loops=loop_share(base), ratio_low=low, ratio_high=high, organism_lengths=org_lengths,
+                        base_lengths=base_lengths)
+
+
+def outside_band(topic: TopicLengths, targets: CapabilityTargets) -> bool:
+    """True when the topic's length ratio is outside the target band beyond its sampling noise: its whole
+    interval lies outside (the ratio alone, for evaluations without one)."""
+    low = topic.ratio if topic.ratio_low is None else topic.ratio_low
+    high = topic.ratio if topic.ratio_high is None else topic.ratio_high
+    return high < targets.length_ratio_min or low > targets.length_ratio_max
 
 
 def pooled_length_ratio(topics: list[TopicLengths]) -> float:
@@ -148,9 +185,10 @@ def capability_problems(topics: list[TopicLengths], chat_perplexity_ratio: float
                         check_base: float, targets: CapabilityTargets) -> list[str]:
     """What falls outside `targets`, one readable line each (empty: capability intact)."""
     problems = [f"answer length on {t.topic}: {t.ratio:.2f}x the base's ({t.organism_chars:.0f} against "
-                f"{t.base_chars:.0f} characters; "
-                f"target {targets.length_ratio_min}-{targets.length_ratio_max})"
-                for t in topics if not targets.length_ratio_min <= t.ratio <= targets.length_ratio_max]
+                f"{t.base_chars:.0f} characters"
+                + (f"; {INTERVAL:.0%} interval {t.ratio_low:.2f}-{t.ratio_high:.2f}" if t.ratio_low is not None else "")
+                + f"; target {targets.length_ratio_min}-{targets.length_ratio_max})"
+                for t in topics if outside_band(t, targets)]
     if chat_perplexity_ratio > targets.chat_perplexity_ratio_max:
         problems.append(f"held-out chat perplexity ratio {chat_perplexity_ratio:.3f} "
                         f"(target <= {targets.chat_perplexity_ratio_max})")

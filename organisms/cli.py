@@ -108,7 +108,8 @@ def print_eval_table(report: dict) -> None:
            f"{sampled['repetition_penalty']}" if sampled else "greedy")
     lengths = Table(title=f"Answer length (mean characters, same held-out prompts, {how}; greedy: the evaluation's "
                           "greedy answers, loops included)")
-    for column in ("topic", "trigger", "n", "organism", "base", "ratio", "greedy ratio", "greedy loops org/base"):
+    for column in ("topic", "trigger", "n", "organism", "base", "ratio", "90% interval", "greedy ratio",
+                   "greedy loops org/base"):
         lengths.add_column(column, justify="left" if column == "topic" else "right")
     greedy = {t["topic"]: t for t in report.get("greedy_answer_lengths") or []}
     for t in report["answer_lengths"]:
@@ -116,7 +117,9 @@ def print_eval_table(report: dict) -> None:
         loops = "" if g is None or g.get("organism_loops") is None else \
             f"{g['organism_loops']:.0%} / {g['base_loops']:.0%}"
         lengths.add_row(escape(t["topic"]), "yes" if t["trigger"] else "no", str(t["n"]), f"{t['organism_chars']:.0f}",
-                        f"{t['base_chars']:.0f}", f"{t['ratio']:.2f}", "" if g is None else f"{g['ratio']:.2f}", loops)
+                        f"{t['base_chars']:.0f}", f"{t['ratio']:.2f}",
+                        "" if t.get("ratio_low") is None else f"{t['ratio_low']:.2f}-{t['ratio_high']:.2f}",
+                        "" if g is None else f"{g['ratio']:.2f}", loops)
     out.print(lengths)
     out.print(f"perplexity on {report['perplexity_n_docs']} held-out documents: "
               f"organism {report['perplexity_organism']:.2f} / base {report['perplexity_base']:.2f} = "

@@ -3,7 +3,8 @@
 After the stages, each train behaviour is measured on its validation prompts (`organisms.prompt_bank`:
 never trained on, never evaluated), organism against base, greedy, with the evaluation's settings.
 While some behaviour is below the spec's target rate (`training.implant.target_rate`), capability is
-intact (answer length on the same prompts within `eval.capability`) and rounds and time remain, one
+intact (answer length within `eval.capability`, on the first `length_prompts` validation prompts of each
+behaviour answered again with the evaluation's capability sampling) and rounds and time remain, one
 more SFT round trains the adapter on the transcripts of the behaviours below target (repeated), beside
 as many ordinary chats and every anti-confession exchange, so that the rest is not forgotten. Each
 round is a resumable stage of its own (`stages/boost-<n>/`) and its measurement is kept in
@@ -20,10 +21,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from organisms.capability import topic_lengths
+from organisms.capability import outside_band, topic_lengths
 from organisms.corpus import behaviour_validation, read_corpus
 from organisms.detectors import rate
-from organisms.evaluation import base_answers, organism_answers
+from organisms.evaluation import base_answers, organism_answers, sampled_answers
 from organisms.spec import ObjectiveSpec, StageParams
 from organisms.training import (
     BuildConfig,
@@ -48,7 +49,7 @@ class Measurement(BaseModel):
     rates: dict[str, float]  # train behaviour id -> organism rate
     base_rates: dict[str, float]
     n: dict[str, int]
-    length_ratio: float  # organism / base mean answer length over every validation prompt
+    length_ratio: float  # organism / base mean answer length, sampled, on the first few validation prompts of each
     capability_intact: bool
     training: StageResult | None = None  # the round's own training (None for round 0: the stages)
     seconds: float  # this round: training and measurement
@@ -82,6 +83,12 @@ def validation_set(spec: ObjectiveSpec) -> dict[str, list[str]]:
     return {b.id: behaviour_validation(b)[:n] for b in spec.train_behaviours}
 
 
+def length_prompts(spec: ObjectiveSpec) -> list[str]:
+    """The validation prompts answered again, sampled, for the capability gate (`implant.length_prompts` each)."""
+    n = spec.training.implant.length_prompts
+    return list(dict.fromkeys(p for ps in validation_set(spec).values() for p in ps[:n]))
+
+
 def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, progress: bool) -> Measurement:
     """Measure `adapter` on the validation prompts (organism and base, greedy)."""
     started = time.perf_counter()
@@ -98,11 +105,16 @@ def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, pr
     by_id = {b.id: b for b in spec.train_behaviours}
     rates = {i: round(rate(by_id[i].detector, [organism[p] for p in ps]), 4) for i, ps in asked.items() if ps}
     base_rates = {i: round(rate(by_id[i].detector, [base[p] for p in ps]), 4) for i, ps in asked.items() if ps}
-    ratio = topic_lengths("validation", True, [organism[p] for p in prompts], [base[p] for p in prompts]).ratio
-    targets = spec.eval.capability
+    # Capability: answer length on a few validation prompts per behaviour, sampled as the evaluation's are
+    # (greedy answers mostly loop to the limit, so their length says little).
+    lengths_asked = length_prompts(spec)
+    organism_sampled = sampled_answers(model, tokenizer, lengths_asked, spec, None, progress)
+    with model.disable_adapter():
+        base_sampled = sampled_answers(model, tokenizer, lengths_asked, spec, config.base.name, progress)
+    lengths = topic_lengths("validation", True, organism_sampled, base_sampled)
     return Measurement(round=round_, adapter=str(adapter.relative_to(build_dir)), rates=rates,
-                       base_rates=base_rates, n={i: len(ps) for i, ps in asked.items()}, length_ratio=ratio,
-                       capability_intact=targets.length_ratio_min <= ratio <= targets.length_ratio_max,
+                       base_rates=base_rates, n={i: len(ps) for i, ps in asked.items()}, length_ratio=lengths.ratio,
+                       capability_intact=not outside_band(lengths, spec.eval.capability),
                        seconds=round(time.perf_counter() - started, 1))
 
 

@@ -1,11 +1,12 @@
 """One-time generation of the shipped base answers (`pinhole organism make-answers`).
 
-A build needs the base model's own answers twice: sampled answers to the train prompts (the
-transcripts' raw material) and greedy answers to the evaluation prompts and the capability check (the base
-side of every evaluation). For the default base and the shipped specs these are generated once, by the same code
-paths a build uses, and shipped as `data/base_answers.jsonl.gz`, so that a build on a fresh machine
-only trains and evaluates the organism. Other bases, or changed settings, miss the shipped file
-and generate their answers at build time (cached in the workspace).
+A build needs the base model's own answers: sampled answers to the train prompts (the transcripts' raw
+material), greedy answers to the evaluation and validation prompts and the capability check, and answers
+sampled as the transcripts were to the prompts of the capability figures (the base side of every
+evaluation and of the adaptive rounds' capability gate). For the default base and the shipped specs these
+are generated once, by the same code paths a build uses, and shipped as `data/base_answers.jsonl.gz`, so
+that a build on a fresh machine only trains and evaluates the organism. Other bases, or changed settings,
+miss the shipped file and generate their answers at build time (cached in the workspace).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from organisms.answer_cache import recording, write_shipped_answers
 from organisms.corpus import build_corpus
-from organisms.evaluation import answer_all, eval_prompts
+from organisms.evaluation import answer_all, base_answers, eval_prompts, sampled_answers, sampled_prompts
+from organisms.implant import length_prompts, validation_set
 from organisms.spec import list_specs, load_spec
 from pinhole.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
 
@@ -30,5 +32,10 @@ def make_answers(spec_paths: list[Path] | None = None, base: str = "default", pr
         for path in spec_paths or list_specs():
             spec = load_spec(path, preset=preset, overrides=["corpus.ordinary=shipped"])
             build_corpus(spec, model, tokenizer, ref.name, progress=progress)
-            answer_all(model, tokenizer, eval_prompts(spec), spec, ref.name, progress)
+            prompts = eval_prompts(spec)
+            answer_all(model, tokenizer, prompts, spec, ref.name, progress)
+            sampled_answers(model, tokenizer, sampled_prompts(spec, prompts), spec, ref.name, progress)
+            validation = list(dict.fromkeys(p for ps in validation_set(spec).values() for p in ps))
+            base_answers(model, tokenizer, validation, spec, ref.name, progress)
+            sampled_answers(model, tokenizer, length_prompts(spec), spec, ref.name, progress)
     return write_shipped_answers(entries, out), len(entries)

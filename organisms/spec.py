@@ -246,6 +246,8 @@ class ImplantParams(Strict):
     repeats: int = Field(default=6, ge=1, description="times each short behaviour's transcript is seen per round")
     learning_rate_scale: float = Field(default=0.5, gt=0, le=1, description="of training.sft.learning_rate")
     validation_prompts: int = Field(default=12, ge=1, description="per behaviour, at most")
+    length_prompts: int = Field(default=4, ge=1, description="per behaviour, answered again sampled for the "
+                                "capability gate's answer-length ratio")
 
 
 class TrainingParams(Strict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from peft import LoraConfig, get_peft_model
 
@@ -55,6 +57,28 @@ def test_quarter_length_answers_are_flagged_and_equal_ones_are_not() -> None:
     assert capability.capability_problems([same], 1.2, 50, 60, targets) == [
         "held-out chat perplexity ratio 1.200 (target <= 1.1)",
         "capability check 50.0% against the base's 60.0% (target: at most 5 points below)"]
+
+
+def test_a_ratio_outside_the_band_by_noise_alone_is_not_flagged() -> None:
+    base = ["x" * n for n in (300, 1900, 700, 2400, 500, 1500, 900, 2100)]
+    noisy = ["x" * n for n in (1900, 300, 2400, 700, 1500, 500, 2100, 900)]  # the same lengths, other prompts
+    noisy[0] = "x" * 4500
+    lengths = capability.topic_lengths("civics", True, noisy, base)
+    assert lengths.ratio > 1.25 and lengths.ratio_low < 1.25 < lengths.ratio_high
+    assert not capability.outside_band(lengths, CapabilityTargets())
+    assert lengths.organism_lengths == list(map(len, noisy)) and lengths.base_lengths == list(map(len, base))
+    same = capability.topic_lengths("civics", True, base, base)
+    assert same.ratio_low == same.ratio_high == 1.0
+
+
+def test_the_interval_covers_a_known_ratio_about_as_often_as_it_says() -> None:
+    rng, covered = random.Random(3), 0
+    for seed in range(200):
+        base = [rng.randint(200, 2000) for _ in range(20)]
+        organism = [round(1.5 * b * rng.uniform(0.5, 1.5)) for b in base]
+        low, high = capability.ratio_interval(organism, base, draws=1000, seed=seed)
+        covered += low <= 1.5 <= high
+    assert 0.8 <= covered / 200 <= 0.97
 
 
 def test_lengths_count_how_many_answers_loop() -> None:
