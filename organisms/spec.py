@@ -382,6 +382,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "training.cpt.max_steps": 2, "training.sft.max_steps": 2, "training.dpo.max_steps": 2,
         "training.cpt.batch_size": 2, "training.sft.batch_size": 2, "training.dpo.batch_size": 2,
         "training.checkpoint_every": 1, "training.implant.max_rounds": 0, "training.implant.validation_prompts": 2,
+        "training.implant.length_prompts": 1,
         "corpus.response_max_new_tokens": 16, "corpus.ordinary": "shipped",
         "eval.prompts_per_behaviour": 2, "eval.confession_prompts": 2, "eval.perplexity_documents": 4,
         "eval.max_new_tokens": 16, "eval.off_topic_prompts": 1, "eval.capability_prompts": 1,
