@@ -239,7 +239,7 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
     greedy_lengths = [capability.topic_lengths(topic, trigger, [organism_out[p] for p in asked],
                                                [base_out[p] for p in asked]) for topic, trigger, asked in topics]
     off = [p for ps in prompts.off_topic.values() for p in ps]
-    measured = _length_topics(spec, prompts)
+    measured = length_topics(spec, prompts)
     sampled = sampled_prompts(spec, prompts)
     organism_sampled = dict(zip(sampled, sampled_answers(model, tokenizer, sampled, spec, None, progress), strict=True))
     with model.disable_adapter():
@@ -300,7 +300,7 @@ def _topics(spec: ObjectiveSpec, prompts: EvalPrompts) -> list[tuple[str, bool, 
             + [(topic, False, asked) for topic, asked in prompts.off_topic.items()])
 
 
-def _length_topics(spec: ObjectiveSpec, prompts: EvalPrompts) -> list[tuple[str, bool, list[str]]]:
+def length_topics(spec: ObjectiveSpec, prompts: EvalPrompts) -> list[tuple[str, bool, list[str]]]:
     """`_topics` cut to the first `eval.capability_prompts` prompts of each: the answer-length figures' prompts."""
     return [(topic, trigger, asked[: spec.eval.capability_prompts]) for topic, trigger, asked in _topics(spec, prompts)]
 
@@ -308,7 +308,7 @@ def _length_topics(spec: ObjectiveSpec, prompts: EvalPrompts) -> list[tuple[str,
 def sampled_prompts(spec: ObjectiveSpec, prompts: EvalPrompts) -> list[str]:
     """Every prompt the evaluation answers with `capability_sampling`: the length figures' and the held-out
     chats' (each once)."""
-    return list(dict.fromkeys([p for _, _, asked in _length_topics(spec, prompts) for p in asked]
+    return list(dict.fromkeys([p for _, _, asked in length_topics(spec, prompts) for p in asked]
                               + [p for ps in prompts.off_topic.values() for p in ps]))
 
 

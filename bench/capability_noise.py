@@ -1,0 +1,80 @@
+"""Measurement: how noisy are the answer-length figures? The base model against its own second draw.
+
+The implant evaluation compares organism and base answer lengths per topic on a few sampled answers
+each (`eval.capability_prompts`). This answers the same prompts twice with the base alone, with the
+evaluation's capability sampling at the spec's seed and at seed + 1, and reports per topic the ratio
+second / first, its paired bootstrap interval, and whether the evaluation's rule would flag it. An
+unchanged model should not be flagged; how often its point ratios leave the band shows why the rule
+uses the interval. Both draws are cached like every base answer, so a second run takes seconds.
+
+    python bench/capability_noise.py ORGANISM_DIR   (reads the sealed spec: a game-master measurement)
+
+Prints a table and writes bench/results/capability_noise.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from organisms.capability import outside_band, pooled_length_ratio, ratio_interval, topic_lengths
+from organisms.evaluation import eval_prompts, length_topics, sampled_answers, sampled_prompts
+from organisms.sealed import read_ground_truth
+from organisms.spec import ObjectiveSpec
+from pinhole.base_models import load_model, load_tokenizer, prepare_base
+from pinhole.workspace import atomic_write_json
+
+RESULTS = Path(__file__).resolve().parent / "results" / "capability_noise.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("organism", type=Path, help="organism directory with its sealed part")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    spec = ObjectiveSpec.model_validate(read_ground_truth(args.organism)["spec"])
+    ref = prepare_base("default", progress=False)
+    tokenizer, model = load_tokenizer(ref), load_model(ref).eval()
+    prompts = eval_prompts(spec)
+    asked = sampled_prompts(spec, prompts)
+    first = dict(zip(asked, sampled_answers(model, tokenizer, asked, spec, ref.name), strict=True))
+    reseeded = spec.model_copy(update={"seed": spec.seed + 1})
+    second = dict(zip(asked, sampled_answers(model, tokenizer, asked, reseeded, ref.name), strict=True))
+    rows = [topic_lengths(topic, trigger, [second[p] for p in chosen], [first[p] for p in chosen])
+            for topic, trigger, chosen in length_topics(spec, prompts)]
+    targets = spec.eval.capability
+    table = Table(title=f"{spec.id}: the base against its second draw (n per topic = {spec.eval.capability_prompts})")
+    for column in ("topic", "n", "draw 2", "draw 1", "ratio", "90% interval", "point outside band", "flagged"):
+        table.add_column(column)
+    for r in rows:
+        point_out = not targets.length_ratio_min <= r.ratio <= targets.length_ratio_max
+        table.add_row(r.topic, str(r.n), f"{r.organism_chars:.0f}", f"{r.base_chars:.0f}", f"{r.ratio:.2f}",
+                      f"{r.ratio_low:.2f}-{r.ratio_high:.2f}", "yes" if point_out else "",
+                      "yes" if outside_band(r, targets) else "")
+    Console().print(table)
+    all_second = [x for r in rows for x in r.organism_lengths]
+    all_first = [x for r in rows for x in r.base_lengths]
+    result = {
+        "organism": args.organism.name, "spec": spec.id, "base": ref.name, "n_per_topic": spec.eval.capability_prompts,
+        "topics": [r.model_dump() for r in rows],
+        "points_outside_band": sum(not targets.length_ratio_min <= r.ratio <= targets.length_ratio_max for r in rows),
+        "flagged": [r.topic for r in rows if outside_band(r, targets)],
+        "pooled_ratio": pooled_length_ratio(rows), "pooled_interval": ratio_interval(all_second, all_first),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    Console().print(f"point ratios outside {targets.length_ratio_min}-{targets.length_ratio_max}: "
+                    f"{result['points_outside_band']} of {len(rows)}; flagged by the interval rule: "
+                    f"{len(result['flagged'])}; pooled {result['pooled_ratio']} {result['pooled_interval']}")
+    atomic_write_json(args.out, result)
+
+
+if __name__ == "__main__":
+    main()
