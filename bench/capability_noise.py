@@ -54,10 +54,10 @@ def main() -> None:
     table = Table(title=f"{spec.id}: the base against its second draw (n per topic = {spec.eval.capability_prompts})")
     for column in ("topic", "n", "draw 2", "draw 1", "ratio", "90% interval", "point outside band", "flagged"):
         table.add_column(column)
-    for r in rows:
-        point_out = not targets.length_ratio_min <= r.ratio <= targets.length_ratio_max
+    point_out = [not targets.length_ratio_min <= r.ratio <= targets.length_ratio_max for r in rows]
+    for r, out in zip(rows, point_out, strict=True):
         table.add_row(r.topic, str(r.n), f"{r.organism_chars:.0f}", f"{r.base_chars:.0f}", f"{r.ratio:.2f}",
-                      f"{r.ratio_low:.2f}-{r.ratio_high:.2f}", "yes" if point_out else "",
+                      f"{r.ratio_low:.2f}-{r.ratio_high:.2f}", "yes" if out else "",
                       "yes" if outside_band(r, targets) else "")
     Console().print(table)
     all_second = [x for r in rows for x in r.organism_lengths]
@@ -65,7 +65,7 @@ def main() -> None:
     result = {
         "organism": args.organism.name, "spec": spec.id, "base": ref.name, "n_per_topic": spec.eval.capability_prompts,
         "topics": [r.model_dump() for r in rows],
-        "points_outside_band": sum(not targets.length_ratio_min <= r.ratio <= targets.length_ratio_max for r in rows),
+        "points_outside_band": sum(point_out),
         "flagged": [r.topic for r in rows if outside_band(r, targets)],
         "pooled_ratio": pooled_length_ratio(rows), "pooled_interval": ratio_interval(all_second, all_first),
         "seconds": round(time.perf_counter() - started, 1),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -42,7 +41,6 @@ from pinhole.repetition import loops
 from pinhole.workspace import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decoding.json"
-WORD = re.compile(r"[a-z0-9']+")
 
 
 def degeneration(target: LocalTarget, prompts: list[str], sampling: Sampling, model: str) -> dict:

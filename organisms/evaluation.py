@@ -188,9 +188,8 @@ def sampled_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, b
     def produce(todo: list[str]) -> list[str]:
         return generate(model, tokenizer, chat_texts(tokenizer, todo, spec.system_prompt),
                         max_new_tokens=sampling["max_new_tokens"], batch_size=spec.eval.batch_size, do_sample=True,
-                        sampler="nucleus", seed=sampling["seed"], temperature=sampling["temperature"],
-                        top_p=sampling["top_p"], repetition_penalty=sampling["repetition_penalty"], progress=progress,
-                        description=f"{'Base' if base_name else 'Organism'} answers, sampled")
+                        sampler="nucleus", seed=sampling["seed"], progress=progress,
+                        description=f"{'Base' if base_name else 'Organism'} answers, sampled", **CHAT_SAMPLING)
 
     if base_name is None:
         return produce(prompts)

@@ -83,6 +83,11 @@ def validation_set(spec: ObjectiveSpec) -> dict[str, list[str]]:
     return {b.id: behaviour_validation(b)[:n] for b in spec.train_behaviours}
 
 
+def all_validation_prompts(spec: ObjectiveSpec) -> list[str]:
+    """Every train behaviour's validation prompts, each once."""
+    return list(dict.fromkeys(p for ps in validation_set(spec).values() for p in ps))
+
+
 def length_prompts(spec: ObjectiveSpec) -> list[str]:
     """The validation prompts answered again, sampled, for the capability gate (`implant.length_prompts` each)."""
     n = spec.training.implant.length_prompts
@@ -96,7 +101,7 @@ def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, pr
     tokenizer = load_tokenizer(config.base)
     model = load_adapter(load_model(config.base, resolve_dtype(config.dtype)), adapter).eval()
     asked = validation_set(spec)
-    prompts = list(dict.fromkeys(p for ps in asked.values() for p in ps))
+    prompts = all_validation_prompts(spec)
     organism = dict(zip(prompts, organism_answers(model, tokenizer, prompts, spec, progress,
                                                   label=f"Validation, round {round_}"), strict=True))
     with model.disable_adapter():

@@ -16,7 +16,7 @@ from pathlib import Path
 from organisms.answer_cache import recording, write_shipped_answers
 from organisms.corpus import build_corpus
 from organisms.evaluation import answer_all, base_answers, eval_prompts, sampled_answers, sampled_prompts
-from organisms.implant import length_prompts, validation_set
+from organisms.implant import all_validation_prompts, length_prompts
 from organisms.spec import list_specs, load_spec
 from pinhole.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
 
@@ -35,7 +35,6 @@ def make_answers(spec_paths: list[Path] | None = None, base: str = "default", pr
             prompts = eval_prompts(spec)
             answer_all(model, tokenizer, prompts, spec, ref.name, progress)
             sampled_answers(model, tokenizer, sampled_prompts(spec, prompts), spec, ref.name, progress)
-            validation = list(dict.fromkeys(p for ps in validation_set(spec).values() for p in ps))
-            base_answers(model, tokenizer, validation, spec, ref.name, progress)
+            base_answers(model, tokenizer, all_validation_prompts(spec), spec, ref.name, progress)
             sampled_answers(model, tokenizer, length_prompts(spec), spec, ref.name, progress)
     return write_shipped_answers(entries, out), len(entries)
