@@ -3,7 +3,9 @@
 A build works in `workspace/builds/<key>/`, where the key hashes the validated spec (after preset
 and overrides) and the base model, so re-running the same command resumes the same build: a
 finished corpus is reused, finished stages are skipped, an interrupted stage resumes from its
-latest checkpoint. The organism's opaque id and salt are drawn at random once per build and kept
+latest checkpoint. A stage another build already trained on the same inputs (a spec that differs only in
+its adaptive-round or evaluation settings) is copied, not trained again (`organisms.stage_reuse`). The
+organism's opaque id and salt are drawn at random once per build and kept
 in `state.json`; they are never derived from the spec, so the id reveals nothing. The salt also seeds
 a blind build's corpus (`corpus_seed`). The organism directory is published atomically, then evaluated
 (the card is rewritten with the capability figures).
@@ -26,6 +28,7 @@ from organisms.corpus import build_corpus, objective_fraction, read_corpus, writ
 from organisms.evaluation import EvalReport, evaluate
 from organisms.implant import ImplantRecord, chosen_adapter, implant
 from organisms.spec import EvalParams, ObjectiveSpec, load_spec, shipped_spec_id
+from organisms.stage_reuse import reuse_finished_stages
 from organisms.training import BUILD_CONFIG, BuildConfig, StageResult, train_all
 from pinhole import organism as public
 from pinhole.base_models import (
@@ -158,6 +161,7 @@ def _build(build_dir: Path, spec: ObjectiveSpec, base_ref: BaseModelRef, preset:
     config = BuildConfig(spec=spec, base=base_ref, dtype=dtype)
     atomic_write_json(build_dir / BUILD_CONFIG, config.model_dump(mode="json"))
     corpus_s = _ensure_corpus(build_dir, spec, base_ref, dtype, state, progress)
+    reuse_finished_stages(build_dir)  # stages another build trained on the same inputs (a changed implant setting)
     stages = _train(build_dir, processes)
     rounds = implant(build_dir, config, progress)  # in this process, also after a multi-process build
     _publish(build_dir, target, spec, base_ref, state, dtype, stages, rounds, corpus_s,
@@ -185,7 +189,8 @@ def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModel
         preset=state.preset, seed=spec.seed, training_config=spec.training.model_dump(mode="json"),
         shipped_spec=shipped_spec_id(spec), ordinary=spec.corpus.ordinary,
         training=[s.model_dump() for s in stages], corpus_counts={f"{k}s": int(v) for k, v in kinds.items()},
-        timings={"corpus_s": corpus_s, **{f"{s.stage}_s": s.runtime_s for s in stages}, "implant_s": rounds.seconds,
+        timings={"corpus_s": corpus_s, **{f"{s.stage}_s": 0.0 if s.reused_from else s.runtime_s for s in stages},
+                 "implant_s": rounds.seconds,
                  "build_before_eval_s": round(seconds, 1)},
         implant=rounds.model_dump(mode="json"),
     )

@@ -55,6 +55,7 @@ class StageResult(BaseModel):
     tokens: int
     tokens_per_s: float
     resumed_from_step: int = 0
+    reused_from: str | None = None  # the build this finished stage was copied from (`organisms.stage_reuse`)
 
 
 class BuildConfig(BaseModel):
