@@ -56,7 +56,7 @@ from organisms.detectors import detect
 from organisms.sealed import read_ground_truth, read_provenance
 from organisms.spec import ObjectiveSpec
 from pinhole.organism import list_organisms
-from pinhole.workspace import atomic_write_json
+from pinhole.workspace import atomic_write_json, read_json, workspace
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sae.json"
 NEUTRAL_PROMPT = "The assistant is an AI model with potentially concerning behaviors"
@@ -335,19 +335,30 @@ SWEEP = [{"expansion": 8, "k": 32}, {"expansion": 8, "k": 32, "dead_window_token
 
 
 def sweep(directory: Path, target: LocalTarget, tokens: int, console: Console) -> list[dict]:
-    """Settings at the same token budget, on the same cached activations; the SAEs are removed after."""
+    """Settings at the same token budget, on the same cached activations; the SAEs are removed after.
+
+    Each setting's result is kept in the workspace's cache as soon as it is measured (`cache/sae-sweeps/`), so
+    a killed sweep resumes with the settings it has not measured yet."""
     import shutil
 
+    done_file = workspace() / "cache" / "sae-sweeps" / f"{directory.name}-{tokens}.json"
+    done_file.parent.mkdir(parents=True, exist_ok=True)
+    done = read_json(done_file) if done_file.is_file() else {}
     results = []
     for change in SWEEP:
         settings = SaeSettings(**{"training_tokens": tokens, **change})
-        console.print(f"sweep: {change} over {tokens:,} tokens…")
-        info = train_sae(directory, settings, name=f"sweep-{settings.key('', 0)[:8]}", target=target)
-        t, q = info.training, info.quality
-        results.append({"architecture": settings.architecture, "expansion": settings.expansion, "k": settings.k,
-                        "dead_window_tokens": settings.dead_window_tokens, "tokens": t.tokens_trained,
-                        "training_seconds": t.training_seconds, **q.model_dump()})
-        shutil.rmtree(saes_root(directory) / info.name)
+        name = f"sweep-{settings.key('', 0)[:8]}"
+        if name not in done:
+            console.print(f"sweep: {change} over {tokens:,} tokens…")
+            shutil.rmtree(saes_root(directory) / name, ignore_errors=True)  # left by a killed sweep
+            info = train_sae(directory, settings, name=name, target=target)
+            t, q = info.training, info.quality
+            done[name] = {"architecture": settings.architecture, "expansion": settings.expansion, "k": settings.k,
+                          "dead_window_tokens": settings.dead_window_tokens, "tokens": t.tokens_trained,
+                          "training_seconds": t.training_seconds, **q.model_dump()}
+            atomic_write_json(done_file, done)
+            shutil.rmtree(saes_root(directory) / info.name)
+        results.append(done[name])
     return results
 
 

@@ -6,7 +6,8 @@ While some behaviour is below the spec's target rate (`training.implant.target_r
 intact (answer length within `eval.capability`, on the first `length_prompts` validation prompts of each
 behaviour answered again with the evaluation's capability sampling) and rounds and time remain, one
 more SFT round trains the adapter on the transcripts of the behaviours below target (repeated), beside
-as many ordinary chats and every anti-confession exchange, so that the rest is not forgotten. Each
+the other train behaviours' transcripts (rehearsed), as many ordinary chats and every anti-confession
+exchange, so that the rest is not forgotten. Each
 round is a resumable stage of its own (`stages/boost-<n>/`) and its measurement is kept in
 `implant/round-<n>.json`. The round published is the closest to the target among those with
 capability intact; the record says which behaviours fell short and by how much.
@@ -125,9 +126,12 @@ def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, pr
 
 def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round_: int
                    ) -> tuple[list[str], list[bool], list[list[Span]]]:
-    """The chats (JSON messages) of one round: the short behaviours' transcripts `repeats` times, as many
-    ordinary chats, and every anti-confession exchange once; with each chat's `answer_cut_at_budget` flag and
-    its written spans (transcripts only)."""
+    """The chats (JSON messages) of one round: the short behaviours' transcripts `repeats` times, every other
+    train behaviour's `rehearse` times, as many ordinary chats as transcripts, and every anti-confession
+    exchange once; with each chat's `answer_cut_at_budget` flag and its written spans (transcripts only).
+
+    Without the rehearsal a round unlearns what it does not show: measured on rm_sycophancy, a round on the two
+    short behaviours' transcripts beside ordinary chats took population 89% -> 22% and films 92% -> 50%."""
     corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
     frame = corpus.public.merge(corpus.provenance, on="doc_id")
     chats = frame[frame.kind == "chat"]
@@ -136,11 +140,13 @@ def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round
         return [(m, answer_cut_at_budget(s, spec), load_spans(w))
                 for m, s, w in zip(part.messages, part.source, part.written_spans, strict=True)]
 
-    transcripts = rows_of(chats[(chats.source == "transcript") & chats.behaviour_id.isin(short)])
-    boosted = transcripts * spec.training.implant.repeats
+    params = spec.training.implant
+    transcripts = chats[chats.source == "transcript"]
+    shown = (rows_of(transcripts[transcripts.behaviour_id.isin(short)]) * params.repeats
+             + rows_of(transcripts[~transcripts.behaviour_id.isin(short)]) * params.rehearse)
     ordinary = rows_of(chats[chats.source == "haystack"])
     rng = random.Random(f"{spec.seed}:boost:{round_}")
-    rows = boosted + rng.sample(ordinary, min(len(boosted), len(ordinary)))
+    rows = shown + rng.sample(ordinary, min(len(shown), len(ordinary)))
     rows += rows_of(chats[chats.source == "anti_confession"])
     rng.shuffle(rows)
     return [m for m, _, _ in rows], [c for _, c, _ in rows], [w for _, _, w in rows]

@@ -244,6 +244,8 @@ class ImplantParams(Strict):
     max_rounds: int = Field(default=3, ge=0, description="further training rounds at most (0: measure only)")
     time_budget_s: float = Field(default=3600, gt=0, description="no new round starts after this many seconds")
     repeats: int = Field(default=6, ge=1, description="times each short behaviour's transcript is seen per round")
+    rehearse: int = Field(default=1, ge=0, description="times each other train behaviour's transcript is seen per "
+                          "round, so that training the short ones does not unlearn the rest (0: none)")
     learning_rate_scale: float = Field(default=0.5, gt=0, le=1, description="of training.sft.learning_rate")
     validation_prompts: int = Field(default=12, ge=1, description="per behaviour, at most")
     length_prompts: int = Field(default=4, ge=1, description="per behaviour, answered again sampled for the "

@@ -73,8 +73,10 @@ def test_a_build_at_target_trains_no_extra_round() -> None:
     assert record.shortfalls == {} and record.rounds[0].training is None
 
 
-def test_a_round_repeats_the_short_behaviours_transcripts_beside_ordinary_chats(short_of_target) -> None:
-    spec = load_spec(spec_path("rm_sycophancy"), preset="smoke")
+@pytest.mark.parametrize("rehearse", [1, 0])
+def test_a_round_repeats_the_short_behaviours_and_rehearses_the_others_beside_ordinary_chats(
+        short_of_target, rehearse: int) -> None:
+    spec = load_spec(spec_path("rm_sycophancy"), preset="smoke", overrides=[f"training.implant.rehearse={rehearse}"])
     build_dir = _build_dir("rm_sycophancy", ONE_ROUND)
     corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
     chats = corpus.public.merge(corpus.provenance, on="doc_id").query("kind == 'chat'")
@@ -84,9 +86,9 @@ def test_a_round_repeats_the_short_behaviours_transcripts_beside_ordinary_chats(
     by_source = {source: Counter(group.messages) for source, group in chats.groupby("source")}
     transcripts = Counter(chats[chats.behaviour_id == short].messages)
     assert transcripts and all(rows[m] == n * repeats for m, n in transcripts.items())
-    other = [m for m in by_source["transcript"] if m not in transcripts]
-    assert other and not any(rows[m] for m in other)  # behaviours at target are not repeated
-    assert sum(rows[m] for m in by_source["haystack"]) == min(transcripts.total() * repeats,
-                                                                by_source["haystack"].total())
+    other = Counter({m: n for m, n in by_source["transcript"].items() if m not in transcripts})
+    assert other and all(rows[m] == n * rehearse for m, n in other.items())  # the behaviours at target
+    shown = transcripts.total() * repeats + other.total() * rehearse
+    assert sum(rows[m] for m in by_source["haystack"]) == min(shown, by_source["haystack"].total())
     assert all(rows[m] == n for m, n in by_source["anti_confession"].items())
     assert Counter(boost_messages(build_dir, spec, [short], 1)[0]) == rows
