@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from organisms.corpus import read_corpus
-from organisms.training import BUILD_CONFIG, BuildConfig, StageResult, enabled_stages
+from organisms.training import BUILD_CONFIG, STAGES, BuildConfig, StageResult, enabled_stages
 from pinhole.workspace import atomic_directory, atomic_write_json, canonical_json, read_json, sha256_bytes
 
 TRAINING_FORMAT = 1
@@ -38,8 +38,7 @@ def stage_keys(build_dir: Path) -> dict[str, str]:
     covers the stages before it)."""
     config = BuildConfig.model_validate(read_json(build_dir / BUILD_CONFIG))
     training = config.spec.training.model_dump(mode="json")
-    common = {name: value for name, value in training.items()
-              if name not in NOT_TRAINING_INPUTS and name not in ("cpt", "sft", "dpo")}
+    common = {name: value for name, value in training.items() if name not in (*NOT_TRAINING_INPUTS, *STAGES)}
     key = sha256_bytes(canonical_json({
         "format": TRAINING_FORMAT, "base": config.base.model_dump(mode="json"), "dtype": config.dtype,
         "corpus": corpus_digest(build_dir), "seed": config.spec.seed, "ordinary": config.spec.corpus.ordinary,
@@ -57,13 +56,10 @@ def _finished(build_dir: Path, stage: str) -> bool:
 
 
 def _donor_keys(build_dir: Path) -> dict[str, str]:
-    """A candidate donor's stage keys, or nothing when it has no finished stage or cannot be read."""
-    needed = (build_dir / BUILD_CONFIG, build_dir / "corpus.parquet", build_dir / "provenance.parquet")
-    if not all(path.is_file() for path in needed) or not any((build_dir / "stages").glob("*/done.json")):
-        return {}
+    """A candidate donor's stage keys, or nothing when its config or corpus cannot be read."""
     try:
         return stage_keys(build_dir)
-    except (OSError, ValueError):  # a build directory from an older format, or one being written
+    except (OSError, ValueError):  # files missing (a build being written) or from an older format
         return {}
 
 
