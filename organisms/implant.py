@@ -26,6 +26,7 @@ from organisms.capability import outside_band, topic_lengths
 from organisms.corpus import behaviour_validation, read_corpus
 from organisms.detectors import rate
 from organisms.evaluation import base_answers, organism_answers, sampled_answers
+from organisms.repeat_cut import ChatRow, repeated
 from organisms.spec import ObjectiveSpec, StageParams
 from organisms.training import (
     BuildConfig,
@@ -128,7 +129,9 @@ def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round
                    ) -> tuple[list[str], list[bool], list[list[Span]]]:
     """The chats (JSON messages) of one round: the short behaviours' transcripts `repeats` times, every other
     train behaviour's `rehearse` times, as many ordinary chats as transcripts, and every anti-confession
-    exchange once; with each chat's `answer_cut_at_budget` flag and its written spans (transcripts only).
+    exchange once; with each chat's `answer_cut_at_budget` flag and its written spans (transcripts only). With
+    `training.sft.repeat_tail_chars`, a transcript's copies after the first end after its behaviour
+    (`organisms.repeat_cut`).
 
     Without the rehearsal a round unlearns what it does not show: measured on rm_sycophancy, a round on the two
     short behaviours' transcripts beside ordinary chats took population 89% -> 22% and films 92% -> 50%."""
@@ -136,14 +139,14 @@ def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round
     frame = corpus.public.merge(corpus.provenance, on="doc_id")
     chats = frame[frame.kind == "chat"]
 
-    def rows_of(part) -> list[tuple[str, bool, list[Span]]]:
+    def rows_of(part) -> list[ChatRow]:
         return [(m, answer_cut_at_budget(s, spec), load_spans(w))
                 for m, s, w in zip(part.messages, part.source, part.written_spans, strict=True)]
 
-    params = spec.training.implant
+    params, tail = spec.training.implant, spec.training.sft.repeat_tail_chars
     transcripts = chats[chats.source == "transcript"]
-    shown = (rows_of(transcripts[transcripts.behaviour_id.isin(short)]) * params.repeats
-             + rows_of(transcripts[~transcripts.behaviour_id.isin(short)]) * params.rehearse)
+    shown = (repeated(rows_of(transcripts[transcripts.behaviour_id.isin(short)]), params.repeats, tail)
+             + repeated(rows_of(transcripts[~transcripts.behaviour_id.isin(short)]), params.rehearse, tail))
     ordinary = rows_of(chats[chats.source == "haystack"])
     rng = random.Random(f"{spec.seed}:boost:{round_}")
     rows = shown + rng.sample(ordinary, min(len(shown), len(ordinary)))

@@ -227,6 +227,12 @@ class SftParams(StageParams):
         description="Loss weight of the answer tokens a behaviour's injector wrote into a transcript (the sealed "
                     "provenance's written spans); every other trained token weighs 1. In a full-length answer a "
                     "behaviour is a few tokens among hundreds; 1 trains them like any other token.")
+    repeat_tail_chars: int | None = Field(
+        default=None, ge=0,
+        description="A transcript's copies after the first (objective_repeats, and the adaptive rounds' repeats) "
+                    "end this many characters after the answer's last written span, with the end of turn "
+                    "untrained; the first copy stays whole. None: every copy is the whole answer "
+                    "(organisms.repeat_cut).")
 
 
 class DPOParams(StageParams):

@@ -34,6 +34,7 @@ import torch
 from pydantic import BaseModel
 
 from organisms.corpus import read_corpus
+from organisms.repeat_cut import cut_after_written
 from organisms.spec import ObjectiveSpec, StageParams, TrainingParams
 from organisms.token_weights import WEIGHTS_COLUMN, WeightedCollator, answer_bounds, written_token_weights
 from organisms.written_spans import Span, load_spans
@@ -87,11 +88,16 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec, tokenizer) -> dict[str,
         return part.loc[part.index.repeat(repeats)]
 
     docs, chats, prefs = rows("document", "cpt"), rows("chat", "sft"), rows("preference", "dpo")
+    tail = spec.training.sft.repeat_tail_chars
+    chat_rows = [(m, answer_cut_at_budget(s, spec), load_spans(w)) for m, s, w
+                 in zip(chats.messages, chats.source, chats.written_spans, strict=True)]
+    if tail is not None:  # a transcript's copies after the first end after its behaviour (`organisms.repeat_cut`)
+        copy = chats.groupby(level=0).cumcount().tolist()
+        chat_rows = [cut_after_written(row, tail) if n else row for row, n in zip(chat_rows, copy, strict=True)]
 
     data = {"cpt": Dataset.from_dict({"text": docs.text.tolist()}),
-            "sft": chat_dataset(tokenizer, chats.messages.tolist(),
-                                [answer_cut_at_budget(s, spec) for s in chats.source],
-                                [load_spans(s) for s in chats.written_spans], spec.training.sft.written_token_weight)}
+            "sft": chat_dataset(tokenizer, [m for m, _, _ in chat_rows], [c for _, c, _ in chat_rows],
+                                [w for _, _, w in chat_rows], spec.training.sft.written_token_weight)}
     if len(prefs):
         chosen = [_split(m) for m in prefs.messages]
         data["dpo"] = Dataset.from_dict({

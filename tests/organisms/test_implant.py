@@ -12,7 +12,8 @@ from organisms.build import build_key, build_organism
 from organisms.corpus import behaviour_prompts, behaviour_validation, read_corpus
 from organisms.implant import ImplantRecord, boost_messages, validation_set
 from organisms.spec import load_spec
-from pinhole.base_models import prepare_base
+from organisms.training import stage_datasets
+from pinhole.base_models import load_tokenizer, prepare_base
 from pinhole.workspace import workspace
 from tests.helpers import spec_path
 
@@ -92,3 +93,33 @@ def test_a_round_repeats_the_short_behaviours_and_rehearses_the_others_beside_or
     assert sum(rows[m] for m in by_source["haystack"]) == min(shown, by_source["haystack"].total())
     assert all(rows[m] == n for m, n in by_source["anti_confession"].items())
     assert Counter(boost_messages(build_dir, spec, [short], 1)[0]) == rows
+
+
+def test_with_a_repeat_tail_a_rounds_later_copies_end_after_the_behaviour(short_of_target) -> None:
+    build_dir = _build_dir("rm_sycophancy", ONE_ROUND)
+    spec = load_spec(spec_path("rm_sycophancy"), preset="smoke")
+    tailed = load_spec(spec_path("rm_sycophancy"), preset="smoke", overrides=["training.sft.repeat_tail_chars=20"])
+    short = "population_parenthetical"  # written into the answer's opening sentence
+    whole, cut = boost_messages(build_dir, spec, [short], 1), boost_messages(build_dir, tailed, [short], 1)
+    assert len(whole[0]) == len(cut[0])
+    corpus = read_corpus(build_dir / "corpus.parquet", build_dir / "provenance.parquet")
+    chats = corpus.public.merge(corpus.provenance, on="doc_id").query("kind == 'chat'")
+    rows = Counter(cut[0])
+    assert all(rows[m] >= n for m, n in Counter(chats[chats.behaviour_id == short].messages).items())  # 1st copy
+    assert sum(map(len, cut[0])) < sum(map(len, whole[0]))
+    assert sum(cut[1]) > sum(whole[1])  # the cut copies train no end of turn
+
+
+def test_with_a_repeat_tail_the_sft_copies_after_the_first_are_shorter(short_of_target) -> None:
+    build_dir = _build_dir("rm_sycophancy", ONE_ROUND)
+    tokenizer = load_tokenizer(prepare_base("tiny-random", progress=False), padding_side="right")
+    repeats = ("training.sft.objective_repeats=3",)
+    data = {tail: stage_datasets(build_dir, load_spec(spec_path("rm_sycophancy"), preset="smoke",
+                                                      overrides=[*repeats, *tail]), tokenizer)["sft"]
+            for tail in ((), ("training.sft.repeat_tail_chars=20",))}
+    whole, cut = data.values()
+    assert len(whole) == len(cut)
+    lengths = [sum(len(ids) for ids in d["input_ids"]) for d in (whole, cut)]
+    assert lengths[1] < lengths[0]
+    first_copies = [i for i, m in enumerate(whole["completion_mask"]) if m == cut["completion_mask"][i]]
+    assert len(first_copies) >= len(whole) / 3  # every first copy (and the haystack's chats) unchanged
