@@ -261,7 +261,9 @@ def organism_make_haystack(
 @organism_app.command("make-answers")
 @clear_errors
 def organism_make_answers(
-    specs: Annotated[list[Path] | None, typer.Argument(help="Spec YAML files (default: every shipped spec).")] = None,
+    specs: Annotated[list[Path] | None, typer.Argument(
+        help="Spec YAML files: their answers are added to the file's (default: every shipped spec, and the file "
+             "then holds only what they need).")] = None,
     base: BaseOption = "default",
     output: Annotated[Path | None, typer.Option(help="Where to write (default: the shipped data file).")] = None,
 ) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from organisms.answer_cache import recording, write_shipped_answers
+from organisms.answer_cache import recording, shipped_answers, write_shipped_answers
 from organisms.corpus import build_corpus
 from organisms.evaluation import answer_all, base_answers, eval_prompts, sampled_answers, sampled_prompts
 from organisms.implant import all_validation_prompts, length_prompts
@@ -24,7 +24,12 @@ from pinhole.base_models import load_model, load_tokenizer, prepare_base, resolv
 def make_answers(spec_paths: list[Path] | None = None, base: str = "default", preset: str = "default",
                  dtype: str = "auto", out: Path | None = None, progress: bool = True) -> tuple[Path, int]:
     """Generate (or reuse from the cache) every base answer the specs' default builds need; write them
-    to `out`. Returns (path, number of answers)."""
+    to `out`. Returns (path, number of answers written).
+
+    With every shipped spec (`spec_paths` None) the file holds exactly what they need, so answers no spec asks
+    for any more are dropped. With chosen specs, the answers already in `out` are kept beside theirs, so the
+    file can be completed one spec at a time (an answer's key covers its prompt and settings: a kept answer
+    is never a wrong one, at worst an unused one)."""
     ref = prepare_base(base, progress=progress)
     tokenizer = load_tokenizer(ref)
     model = load_model(ref, resolve_dtype(dtype)).eval()
@@ -37,4 +42,5 @@ def make_answers(spec_paths: list[Path] | None = None, base: str = "default", pr
             sampled_answers(model, tokenizer, sampled_prompts(spec, prompts), spec, ref.name, progress)
             base_answers(model, tokenizer, all_validation_prompts(spec), spec, ref.name, progress)
             sampled_answers(model, tokenizer, length_prompts(spec), spec, ref.name, progress)
-    return write_shipped_answers(entries, out), len(entries)
+    kept = shipped_answers(out) if spec_paths else {}
+    return write_shipped_answers({**kept, **entries}, out), len(kept.keys() | entries.keys())

@@ -36,3 +36,12 @@ def test_a_fresh_workspace_generates_nothing_that_was_shipped(tmp_path, monkeypa
     answer_all(model, tokenizer, prompts, spec, ref.name, progress=False)
     with pytest.raises(AssertionError, match="generated again"):  # a prompt that was not shipped is generated
         base_answers(model, tokenizer, ["A prompt no spec asks"], spec, ref.name, progress=False)
+
+
+def test_answers_for_chosen_specs_are_added_to_the_file(tmp_path) -> None:
+    out = tmp_path / "base_answers.jsonl.gz"
+    make_answers([spec_path("benign_decoy")], base="tiny-random", preset="smoke", out=out, progress=False)
+    decoy = answer_cache.shipped_answers(out)
+    _, count = make_answers([spec_path("taboo")], base="tiny-random", preset="smoke", out=out, progress=False)
+    both = answer_cache.shipped_answers(out)
+    assert decoy.items() <= both.items() and len(both) == count > len(decoy)
