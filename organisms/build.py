@@ -35,6 +35,7 @@ from pinhole.base_models import (
     ADAPTER_CONFIG,
     BaseModelRef,
     base_info,
+    dtype_name,
     load_model,
     load_tokenizer,
     prepare_base,
@@ -61,8 +62,10 @@ class BuildState(BaseModel):
 
 
 def build_key(spec: ObjectiveSpec, base: BaseModelRef, dtype: str) -> str:
-    """Identifies a build: same spec (after overrides), base and dtype -> same build directory."""
-    return sha256_bytes(canonical_json([spec.model_dump(mode="json"), base.name, dtype]))[:16]
+    """Identifies a build: same spec (after overrides), base and dtype -> same build directory. `auto` counts as
+    the dtype it resolves to here, so a workspace moved to a machine without bf16 does not resume (or reuse the
+    stages of) a bf16 build as if it were its own."""
+    return sha256_bytes(canonical_json([spec.model_dump(mode="json"), base.name, dtype_name(dtype)]))[:16]
 
 
 def _state(build_dir: Path, preset: str) -> BuildState:
@@ -132,6 +135,7 @@ def build_organism(spec_path: str | Path, base: str = "default", preset: str = "
     """
     spec = load_spec(spec_path, preset=preset, overrides=overrides)
     base_ref = prepare_base(base, progress=progress)
+    dtype = dtype_name(dtype)  # the build config records (and stage keys hash) the dtype trained in, never `auto`
     build_dir = workspace() / "builds" / build_key(spec, base_ref, dtype)
     build_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(build_dir / ".lock", wait=False) as held:  # a second build of the same spec is refused
@@ -180,7 +184,7 @@ def _publish(build_dir: Path, target: Path, spec: ObjectiveSpec, base: BaseModel
     kinds = corpus.public["kind"].value_counts().to_dict()
     card = public.OrganismCard(
         organism_id=state.organism_id, created_at=public.now(), base_model=base_info(base),
-        dtype=str(resolve_dtype(dtype)).removeprefix("torch."), package_versions=public.package_versions(),
+        dtype=dtype, package_versions=public.package_versions(),
         corpus={"sha256": corpus.content_hash()},
         blinding=public.MEMBERSHIP_BLIND if spec.corpus.ordinary == "generated" else public.NOT_MEMBERSHIP_BLIND,
         ground_truth_sha256=sealed.commitment(ground_truth),

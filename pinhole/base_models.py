@@ -183,6 +183,11 @@ def resolve_dtype(name: DTypeName | str = "auto") -> torch.dtype:
     raise ValueError(f"dtype {name!r}: expected auto, bfloat16 or float32")
 
 
+def dtype_name(name: DTypeName | str = "auto") -> str:
+    """The name of the dtype `name` resolves to on this machine (`auto` included): "bfloat16" or "float32"."""
+    return str(resolve_dtype(name)).removeprefix("torch.")
+
+
 def load_tokenizer(ref: BaseModelRef, padding_side: Literal["left", "right"] = "left"):
     """The base's tokenizer with a pad token. Its default `padding_side` is set once here (left, for batched
     generation); shared tokenizers are never toggled: calls that need the other side pass `padding_side=`."""

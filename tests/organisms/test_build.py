@@ -195,3 +195,19 @@ def test_a_second_build_of_the_same_spec_is_refused_while_the_first_runs() -> No
             build_organism(spec_path("benign_decoy"), base="tiny-random", preset="smoke", overrides=["seed=43"],
                            progress=False)
     assert build_dir.exists()  # the refused build removed nothing of the running one's
+
+
+def test_a_build_is_keyed_and_configured_by_the_dtype_it_trains_in_never_auto(monkeypatch) -> None:
+    from organisms import build
+    from pinhole.base_models import dtype_name, prepare_base
+
+    spec = load_spec(spec_path("benign_decoy"), preset="smoke")
+    ref = prepare_base("tiny-random")
+    assert build.build_key(spec, ref, "auto") == build.build_key(spec, ref, dtype_name("auto"))
+    assert build.build_key(spec, ref, "bfloat16") != build.build_key(spec, ref, "float32")
+    monkeypatch.setenv("PINHOLE_DTYPE", "bfloat16")  # what `auto` means on a bf16 machine
+    on_bf16 = build.build_key(spec, ref, "auto")
+    monkeypatch.setenv("PINHOLE_DTYPE", "float32")
+    assert build.build_key(spec, ref, "auto") != on_bf16  # a moved workspace does not resume the other's build
+    with pytest.raises(ValueError, match="dtype 'float16'"):
+        build_organism(spec_path("benign_decoy"), base="tiny-random", preset="smoke", dtype="float16", progress=False)

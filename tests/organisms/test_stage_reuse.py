@@ -3,6 +3,7 @@ stage's inputs trains it (and every stage after it) again."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -80,3 +81,15 @@ def test_stages_are_shared_only_over_the_same_corpus_rows_and_provenance() -> No
     assert reuse_finished_stages(_recipient(donor, "one-row-changed", _edit_parquet("corpus.parquet", "text"))) == []
     assert reuse_finished_stages(
         _recipient(donor, "one-provenance-changed", _edit_parquet("provenance.parquet", "source"))) == []
+
+
+def _other_dtype(directory: Path) -> None:
+    config = json.loads((directory / BUILD_CONFIG).read_text())
+    assert config["dtype"] in ("bfloat16", "float32")  # the dtype trained in, never `auto`
+    config["dtype"] = "float32" if config["dtype"] == "bfloat16" else "bfloat16"
+    (directory / BUILD_CONFIG).write_text(json.dumps(config))
+
+
+def test_stages_trained_in_another_dtype_are_not_shared() -> None:
+    _, donor = _build(FIRST)
+    assert reuse_finished_stages(_recipient(donor, "other-dtype", _other_dtype)) == []
