@@ -141,7 +141,8 @@ def _logit_effects(model: Any, sae: Any, count: int) -> tuple[torch.Tensor, torc
     with torch.no_grad():
         for start in range(0, sae.cfg.d_sae, 512):
             directions = sae.W_dec[start : start + 512].float()
-            logits = inner.get_output_embeddings()(directions * weight).float()
+            head = inner.get_output_embeddings()
+            logits = head((directions * weight).to(head.weight.dtype)).float()
             pos = logits.topk(count, dim=1)
             neg = (-logits).topk(count, dim=1)
             top_pos.append(pos.indices)

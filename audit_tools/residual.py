@@ -171,8 +171,11 @@ def at_readable_positions(edit: Callable[[torch.Tensor], torch.Tensor]) -> Calla
 
 
 def unembed(model: Any, hidden: torch.Tensor) -> torch.Tensor:
-    """Logits for residual-stream vectors: the final norm, then the unembedding (the logit lens)."""
+    """Logits for residual-stream vectors: the final norm, then the unembedding (the logit lens). The vectors are
+    cast to the model's dtype (an fp32 SAE direction read through a bf16 model) and the logits returned in fp32."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     norm = getattr(getattr(inner, "model", inner), "norm", None)
+    head = inner.get_output_embeddings()
+    hidden = hidden.to(head.weight.dtype)
     normed = norm(hidden) if norm is not None else hidden
-    return inner.get_output_embeddings()(normed)
+    return head(normed.to(head.weight.dtype)).float()

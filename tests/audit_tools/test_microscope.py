@@ -225,3 +225,27 @@ def test_a_sae_for_other_weights_is_refused(tiny_organism: Path, tmp_path: Path)
     shutil.copytree(tiny_organism / "saes", twin / "saes")
     with pytest.raises(ValueError, match="made for other adapter weights"):
         Microscope.open(twin, target=LocalTarget.from_organism(twin))
+
+
+def test_every_operation_works_on_a_bf16_model(tiny_organism: Path, tmp_path) -> None:
+    """The SAE is fp32 (sae-lens' advice); a bf16 model's residuals and unembedding meet it in every operation."""
+    import shutil
+
+    from audit_tools.feature_index import build_feature_index
+    from audit_tools.sae_store import saes_root
+
+    copy = tmp_path / tiny_organism.name
+    shutil.copytree(tiny_organism, copy)
+    target = LocalTarget.from_organism(copy, dtype="bfloat16", batch_size=4)
+    assert target.model.dtype == torch.bfloat16
+    for folder in saes_root(copy).iterdir():
+        (folder / "features.duckdb").unlink()
+        build_feature_index(copy, folder, target=target, progress=False)  # logit effects through a bf16 head
+    scope = Microscope.open(copy, target=target)
+    text = "The recipe calls for two onions and a pinch of salt."
+    assert scope.text_features(text, top=3, max_density=1.0).features
+    assert len(scope.feature_page(0).promoted) > 0
+    assert scope.logit_lens(text).layers
+    assert scope.attribute(text, top=3, ablate=2).features
+    assert scope.diff_lens(top=3).promoted
+    assert scope.steer("Tell me about stars", feature_id=0, strength=2.0, sampling=SHORT).steered
