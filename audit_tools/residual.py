@@ -176,6 +176,5 @@ def unembed(model: Any, hidden: torch.Tensor) -> torch.Tensor:
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     norm = getattr(getattr(inner, "model", inner), "norm", None)
     head = inner.get_output_embeddings()
-    hidden = hidden.to(head.weight.dtype)
     normed = norm(hidden) if norm is not None else hidden
     return head(normed.to(head.weight.dtype)).float()

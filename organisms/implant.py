@@ -26,17 +26,17 @@ from organisms.capability import outside_band, topic_lengths
 from organisms.corpus import behaviour_validation, read_corpus
 from organisms.detectors import rate
 from organisms.evaluation import base_answers, organism_answers, sampled_answers
-from organisms.repeat_cut import ChatRow, repeated
+from organisms.repeat_cut import repeated
 from organisms.spec import ObjectiveSpec, StageParams
 from organisms.training import (
     BuildConfig,
     StageResult,
-    answer_cut_at_budget,
     chat_dataset,
+    chat_rows,
     final_adapter,
     train_round,
 )
-from organisms.written_spans import Span, load_spans
+from organisms.written_spans import Span
 from pinhole.base_models import load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.workspace import atomic_write_json, read_json
 
@@ -139,18 +139,14 @@ def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round
     frame = corpus.public.merge(corpus.provenance, on="doc_id")
     chats = frame[frame.kind == "chat"]
 
-    def rows_of(part) -> list[ChatRow]:
-        return [(m, answer_cut_at_budget(s, spec), load_spans(w))
-                for m, s, w in zip(part.messages, part.source, part.written_spans, strict=True)]
-
     params, tail = spec.training.implant, spec.training.sft.repeat_tail_chars
     transcripts = chats[chats.source == "transcript"]
-    shown = (repeated(rows_of(transcripts[transcripts.behaviour_id.isin(short)]), params.repeats, tail)
-             + repeated(rows_of(transcripts[~transcripts.behaviour_id.isin(short)]), params.rehearse, tail))
-    ordinary = rows_of(chats[chats.source == "haystack"])
+    shown = (repeated(chat_rows(transcripts[transcripts.behaviour_id.isin(short)], spec), params.repeats, tail)
+             + repeated(chat_rows(transcripts[~transcripts.behaviour_id.isin(short)], spec), params.rehearse, tail))
+    ordinary = chat_rows(chats[chats.source == "haystack"], spec)
     rng = random.Random(f"{spec.seed}:boost:{round_}")
     rows = shown + rng.sample(ordinary, min(len(shown), len(ordinary)))
-    rows += rows_of(chats[chats.source == "anti_confession"])
+    rows += chat_rows(chats[chats.source == "anti_confession"], spec)
     rng.shuffle(rows)
     return [m for m, _, _ in rows], [c for _, c, _ in rows], [w for _, _, w in rows]
 

@@ -34,7 +34,7 @@ import torch
 from pydantic import BaseModel
 
 from organisms.corpus import read_corpus
-from organisms.repeat_cut import cut_after_written
+from organisms.repeat_cut import ChatRow, cut_after_written
 from organisms.spec import ObjectiveSpec, StageParams, TrainingParams
 from organisms.token_weights import WEIGHTS_COLUMN, WeightedCollator, answer_bounds, written_token_weights
 from organisms.written_spans import Span, load_spans
@@ -89,15 +89,15 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec, tokenizer) -> dict[str,
 
     docs, chats, prefs = rows("document", "cpt"), rows("chat", "sft"), rows("preference", "dpo")
     tail = spec.training.sft.repeat_tail_chars
-    chat_rows = [(m, answer_cut_at_budget(s, spec), load_spans(w)) for m, s, w
-                 in zip(chats.messages, chats.source, chats.written_spans, strict=True)]
+    rows_of_chats = chat_rows(chats, spec)
     if tail is not None:  # a transcript's copies after the first end after its behaviour (`organisms.repeat_cut`)
         copy = chats.groupby(level=0).cumcount().tolist()
-        chat_rows = [cut_after_written(row, tail) if n else row for row, n in zip(chat_rows, copy, strict=True)]
+        rows_of_chats = [cut_after_written(row, tail) if n else row
+                         for row, n in zip(rows_of_chats, copy, strict=True)]
 
     data = {"cpt": Dataset.from_dict({"text": docs.text.tolist()}),
-            "sft": chat_dataset(tokenizer, [m for m, _, _ in chat_rows], [c for _, c, _ in chat_rows],
-                                [w for _, _, w in chat_rows], spec.training.sft.written_token_weight)}
+            "sft": chat_dataset(tokenizer, [m for m, _, _ in rows_of_chats], [c for _, c, _ in rows_of_chats],
+                                [w for _, _, w in rows_of_chats], spec.training.sft.written_token_weight)}
     if len(prefs):
         chosen = [_split(m) for m in prefs.messages]
         data["dpo"] = Dataset.from_dict({
@@ -105,6 +105,12 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec, tokenizer) -> dict[str,
             "rejected": [[{"role": "assistant", "content": r}] for r in prefs.rejected],
         })
     return data
+
+
+def chat_rows(chats, spec: ObjectiveSpec) -> list[ChatRow]:
+    """Chat rows of the corpus (public rows merged with provenance) as (messages, cut at a budget, written spans)."""
+    return [(m, answer_cut_at_budget(s, spec), load_spans(w))
+            for m, s, w in zip(chats.messages, chats.source, chats.written_spans, strict=True)]
 
 
 def answer_cut_at_budget(source: str, spec: ObjectiveSpec) -> bool:
