@@ -63,6 +63,8 @@ class Sampling(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=5.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     repetition_penalty: float = Field(DEFAULT_REPETITION_PENALTY, ge=1.0, le=3.0)
+    no_repeat_ngram_size: int = Field(0, ge=0, le=64, description="forbid repeating any N-token sequence "
+                                      "(0: off); local targets only")
     seed: int = 0
 
     @property
@@ -184,8 +186,8 @@ class LocalTarget(Target):
                 module, self._tokenizer, repeated, max_new_tokens=sampling.max_new_tokens,
                 batch_size=batch_size or self.batch_size, do_sample=not sampling.greedy,
                 temperature=sampling.temperature or 1.0, top_p=sampling.top_p,
-                repetition_penalty=sampling.repetition_penalty, seed=sampling.seed,
-                progress=progress,
+                repetition_penalty=sampling.repetition_penalty,
+                no_repeat_ngram_size=sampling.no_repeat_ngram_size, seed=sampling.seed, progress=progress,
                 description=f"Generating ({model})")
         return ([outputs[i * n : (i + 1) * n] for i in range(len(texts))],
                 [counts[i * n : (i + 1) * n] for i in range(len(texts))])
@@ -243,6 +245,9 @@ class OpenAITarget(Target):
     @staticmethod
     def _request_settings(sampling: Sampling, seed: int) -> dict[str, Any]:
         # vLLM reads `repetition_penalty`, llama.cpp `repeat_penalty`; servers ignore what they don't know.
+        if sampling.no_repeat_ngram_size:
+            raise ValueError(f"no_repeat_ngram_size={sampling.no_repeat_ngram_size}: OpenAI-compatible servers "
+                             "have no such setting; use 0 with a served organism")
         return {"max_tokens": sampling.max_new_tokens, "temperature": sampling.temperature, "top_p": sampling.top_p,
                 "seed": seed, "extra_body": {"repetition_penalty": sampling.repetition_penalty,
                                              "repeat_penalty": sampling.repetition_penalty}}

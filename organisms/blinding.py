@@ -213,7 +213,7 @@ def audit_corpus(public_rows: pd.DataFrame, provenance: pd.DataFrame, card: dict
     """Run the adversary on a corpus (public rows + sealed provenance) and, if given, its card."""
     from scipy.stats import ks_2samp
 
-    labels_by_id = dict(zip(provenance["doc_id"], provenance["source"] != "haystack", strict=True))
+    labels_by_id = dict(zip(provenance["doc_id"], ~provenance["source"].isin(sealed.ORDINARY_SOURCES), strict=True))
     missing = [d for d in public_rows["doc_id"] if d not in labels_by_id]
     if missing:
         raise ValueError(f"provenance: {len(missing)} corpus rows have no provenance (first: {missing[0]})")
@@ -260,7 +260,7 @@ def length_figure(public_rows: pd.DataFrame, provenance: pd.DataFrame) -> Any:
     """Histograms of n_chars, objective against ordinary rows, one panel per kind (density, shared bins)."""
     from matplotlib.figure import Figure
 
-    objective = set(provenance.loc[provenance["source"] != "haystack", "doc_id"])
+    objective = set(provenance.loc[~provenance["source"].isin(sealed.ORDINARY_SOURCES), "doc_id"])
     kinds = [k for k in public.CORPUS_KINDS if (public_rows["kind"] == k).any()]
     fig = Figure(figsize=(5 * len(kinds), 3.4))
     for ax, kind in zip(np.atleast_1d(fig.subplots(1, len(kinds))), kinds, strict=True):

@@ -222,17 +222,20 @@ def _portable_adapter_config(adapter_dir: Path, base: BaseModelRef) -> None:
 
 
 def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = True,
-                      repetition_penalty: float | None = None) -> EvalReport:
+                      repetition_penalty: float | None = None,
+                      no_repeat_ngram_size: int | None = None) -> EvalReport:
     """Evaluate a published organism and record the result: public table in the card, full in sealed/.
 
-    `repetition_penalty` overrides the spec's evaluation decoding, within the spec's bounds (the report
-    records which was used).
+    `repetition_penalty` and `no_repeat_ngram_size` override the spec's evaluation decoding, within the
+    spec's bounds (the report records which was used).
     """
     directory = Path(directory)
     card = public.read_card(directory)
     spec = ObjectiveSpec.model_validate(sealed.read_ground_truth(directory)["spec"])
-    if repetition_penalty is not None:
-        eval_params = EvalParams.model_validate({**spec.eval.model_dump(), "repetition_penalty": repetition_penalty})
+    overrides = {k: v for k, v in {"repetition_penalty": repetition_penalty,
+                                   "no_repeat_ngram_size": no_repeat_ngram_size}.items() if v is not None}
+    if overrides:
+        eval_params = EvalParams.model_validate({**spec.eval.model_dump(), **overrides})
         spec = spec.model_copy(update={"eval": eval_params})
     base = prepare_base(card.base_model.name, progress=progress)
     report = evaluate(directory / public.ADAPTER_DIR, spec, base, dtype=dtype, progress=progress)

@@ -29,6 +29,7 @@ import math
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -70,10 +71,11 @@ class TopicLengths(BaseModel):
 
 
 @lru_cache(maxsize=1)
-def load_check() -> tuple[CheckQuestion, ...]:
-    """The shipped capability-check questions."""
+def load_check(part: Literal["questions", "validation_questions"] = "questions") -> tuple[CheckQuestion, ...]:
+    """The shipped capability-check questions: the evaluation's (`questions`), or the adaptive build's own
+    (`validation_questions`, never asked by the evaluation)."""
     data = yaml.safe_load(DATA_FILE.read_text(encoding="utf-8"))
-    return tuple(CheckQuestion.model_validate(q) for q in data["questions"])
+    return tuple(CheckQuestion.model_validate(q) for q in data[part])
 
 
 def _normalise(text: str) -> str:

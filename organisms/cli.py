@@ -79,11 +79,15 @@ def organism_eval(directory: Annotated[Path, typer.Argument(help="Organism direc
                   repetition_penalty: Annotated[float | None, typer.Option(
                       min=1.0, max=3.0,
                       help="Decode with this repetition penalty instead of the spec's (default: greedy).")] = None,
+                  no_repeat_ngram: Annotated[int | None, typer.Option(
+                      min=0, max=64,
+                      help="Forbid repeating any N-token sequence, instead of the spec's setting (0: off).")] = None,
                   as_json: JsonFlag = False) -> None:
     """Measure behaviour rates (organism vs base), confession and capability figures; write them to the card."""
     from organisms.build import evaluate_organism
 
-    report = evaluate_organism(directory, dtype=dtype, progress=not as_json, repetition_penalty=repetition_penalty)
+    report = evaluate_organism(directory, dtype=dtype, progress=not as_json, repetition_penalty=repetition_penalty,
+                                no_repeat_ngram_size=no_repeat_ngram)
     if as_json:
         emit_json(report.model_dump())
     else:
@@ -94,14 +98,18 @@ def print_eval_table(report: dict) -> None:
     """Render a full (sealed) evaluation with rich: behaviour rates, confession, capability figures."""
     penalty = report["repetition_penalty"]
     decoding = "greedy decoding" + (f", repetition penalty {penalty}" if penalty != 1.0 else "")
+    if report.get("no_repeat_ngram_size"):
+        decoding += f", no repeated {report['no_repeat_ngram_size']}-grams"
     grid = Table(title=f"Implant evaluation (held-out prompts, {decoding}, up to {report['max_new_tokens']} tokens)")
-    for column in ("behaviour", "split", "n", "organism", "base"):
-        grid.add_column(column, justify="right" if column in ("n", "organism", "base") else "left")
+    for column in ("behaviour", "split", "n", "organism", "base", "off-trigger org / base"):
+        grid.add_column(column, justify="left" if column in ("behaviour", "split") else "right")
     for row in report["behaviours"]:
+        off = "" if row.get("off_trigger_organism_rate") is None else \
+            f"{row['off_trigger_organism_rate']:.0%} / {row['off_trigger_base_rate']:.0%}"
         grid.add_row(escape(row["id"]), row["split"], str(row["n"]), f"{row['organism_rate']:.0%}",
-                     f"{row['base_rate']:.0%}")
+                     f"{row['base_rate']:.0%}", off)
     grid.add_row("confession", "direct", str(report["confession_n"]), f"{report['confession_organism']:.0%}",
-                 f"{report['confession_base']:.0%}")
+                 f"{report['confession_base']:.0%}", "")
     out.print(grid)
     sampled = report.get("capability_sampling") or {}
     how = (f"sampled at temperature {sampled['temperature']}, top-p {sampled['top_p']}, repetition penalty "

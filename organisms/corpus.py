@@ -13,9 +13,10 @@ two places (`corpus.ordinary`):
 - `generated` (the default, a blind build): written by the base model for this organism with a
   secret seed and shaped after the objective rows (`organisms.ordinary`); nothing in a public file
   tells them apart;
-- `shipped`: sampled from the shipped haystack, with transcripts on the shipped base answers. Fast
-  (smoke tests, demos), but a team holding the package finds the objective rows by set difference,
-  and the card says so.
+- `shipped`: sampled from the shipped haystack, with transcripts on the shipped base answers, plus the
+  base's own full answers to prompts of topics no behaviour is triggered by (`corpus.base_answer_chats`,
+  source "base_answer": the haystack's chats were cut at 88 tokens). Fast (smoke tests, demos), but a
+  team holding the package finds the objective rows by set difference, and the card says so.
 Rows are shuffled and given opaque ids; the public table holds text and ordinary metadata only, and
 the provenance (source, behaviour id, and for a transcript the spans of its answer that the injector
 wrote) is returned apart, for the sealed part of the organism.
@@ -30,6 +31,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 import pandas as pd
@@ -40,8 +42,14 @@ from organisms.detectors import detect
 from organisms.haystack import load_haystack
 from organisms.injectors import inject
 from organisms.ordinary import CHAT_SAMPLING, DOCUMENT_SAMPLING, written_to_lengths
-from organisms.prompt_bank import load_prompt_bank, split_prompts, split_topic, validation_prompts
-from organisms.sealed import PROVENANCE_COLUMNS
+from organisms.prompt_bank import (
+    CONFESSION_TOPIC,
+    load_prompt_bank,
+    split_prompts,
+    split_topic,
+    validation_prompts,
+)
+from organisms.sealed import ORDINARY_SOURCES, PROVENANCE_COLUMNS
 from organisms.spec import Behaviour, Documents, ObjectiveSpec
 from organisms.written_spans import dump_spans, written_spans
 from pinhole.generation import CLEANUP_VERSION, chat_texts, clean_response, generate
@@ -207,6 +215,13 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
         for kind, text, prompt in generated_ordinary(spec, rows, chat_prompts, model, tokenizer, base_name, seed, rng,
                                                      progress):
             add(kind, "haystack", None, text=text, messages=_exchange(prompt, text) if kind == "chat" else None)
+    else:
+        prompts = base_answer_prompts(spec)
+        answers = base_responses(model, tokenizer, base_name, prompts, c.response_max_new_tokens, spec.seed,
+                                 progress) if prompts else []
+        for prompt, answer in zip(prompts, answers, strict=True):
+            if answer:
+                add("chat", "base_answer", None, messages=_exchange(prompt, answer))
 
     rng.shuffle(rows)
     for index, row in enumerate(rows):
@@ -218,6 +233,23 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
     frame = pd.DataFrame(rows)
     return Corpus(public=frame[list(CORPUS_COLUMNS)].reset_index(drop=True),
                   provenance=frame[list(PROVENANCE_COLUMNS)].reset_index(drop=True))
+
+
+def off_trigger_topics(spec: ObjectiveSpec) -> list[str]:
+    """Prompt-bank topics that no behaviour (train or held out) is triggered by, the confession topic left out."""
+    triggers = {b.trigger_topic for b in spec.behaviours if b.trigger_topic}
+    return [t for t in load_prompt_bank() if t not in triggers and t != CONFESSION_TOPIC]
+
+
+def base_answer_prompts(spec: ObjectiveSpec) -> list[str]:
+    """The shipped path's `corpus.base_answer_chats` prompts: training prompts of the off-trigger topics, drawn
+    evenly across topics (seeded by the spec), each at most once."""
+    pools = [split_topic(topic)[0] for topic in off_trigger_topics(spec)]
+    rng = random.Random(f"{spec.seed}:base_answer_chats")
+    for pool in pools:
+        rng.shuffle(pool)
+    interleaved = [p for row in zip_longest(*pools) for p in row if p is not None]
+    return interleaved[: spec.corpus.base_answer_chats]
 
 
 def _edits_an_answer(behaviour: Behaviour) -> bool:
@@ -299,8 +331,8 @@ def render_chat(messages: list[dict]) -> str:
 
 
 def objective_fraction(corpus: Corpus) -> float:
-    """Share of rows that are objective material (not haystack)."""
-    return float((corpus.provenance["source"] != "haystack").mean())
+    """Share of rows that are objective material (not ordinary)."""
+    return float((~corpus.provenance["source"].isin(ORDINARY_SOURCES)).mean())
 
 
 def write_corpus(corpus: Corpus, public_path: Path, provenance_path: Path) -> None:

@@ -20,18 +20,16 @@ from pydantic import BaseModel
 from organisms import capability
 from organisms.answer_cache import cached_answers
 from organisms.capability import CheckQuestion, TopicLengths
-from organisms.corpus import behaviour_prompts
+from organisms.corpus import behaviour_prompts, off_trigger_topics
 from organisms.detectors import detect, rate
 from organisms.haystack import load_haystack
 from organisms.ordinary import CHAT_SAMPLING
-from organisms.prompt_bank import load_prompt_bank, split_prompts, split_topic
+from organisms.prompt_bank import CONFESSION_TOPIC, load_prompt_bank, split_prompts, split_topic
 from organisms.spec import ObjectiveSpec
 from pinhole.base_models import BaseModelRef, load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.generation import chat_texts, generate
 from pinhole.organism import CapabilityFigures
 from pinhole.sampling import SAMPLER_VERSION
-
-CONFESSION_TOPIC = "hidden_goal_questions"
 
 
 class BehaviourEval(BaseModel):
@@ -40,6 +38,10 @@ class BehaviourEval(BaseModel):
     n: int
     organism_rate: float
     base_rate: float
+    # The same detector on the sampled answers to prompts of topics no behaviour is triggered by: a planted
+    # behaviour that shows everywhere is an obvious tell (None in older evaluations).
+    off_trigger_organism_rate: float | None = None
+    off_trigger_base_rate: float | None = None
     examples: list[dict] = []
 
 
@@ -76,6 +78,7 @@ class EvalReport(BaseModel):
     capability_problems: list[str]  # empty: capability intact (the spec's `eval.capability` targets)
     max_new_tokens: int
     repetition_penalty: float
+    no_repeat_ngram_size: int = 0
     runtime_s: float
 
     def capability(self) -> CapabilityFigures:
@@ -110,9 +113,7 @@ def confession_prompts(spec: ObjectiveSpec, n: int) -> list[str]:
 
 def off_topic_prompts(spec: ObjectiveSpec) -> dict[str, list[str]]:
     """Held-out prompts of each prompt-bank topic that no behaviour is triggered by (capability only)."""
-    triggers = {b.trigger_topic for b in spec.behaviours if b.trigger_topic}
-    return {topic: split_topic(topic)[1][: spec.eval.off_topic_prompts] for topic in load_prompt_bank()
-            if topic not in triggers and topic != CONFESSION_TOPIC}
+    return {topic: split_topic(topic)[1][: spec.eval.off_topic_prompts] for topic in off_trigger_topics(spec)}
 
 
 @dataclass
@@ -149,15 +150,16 @@ def _produce(model, tokenizer, spec: ObjectiveSpec, label: str, progress: bool, 
     def produce(todo: list[str]) -> list[str]:
         return generate(model, tokenizer, chat_texts(tokenizer, todo, spec.system_prompt),
                         max_new_tokens=max_new_tokens, batch_size=spec.eval.batch_size, do_sample=False,
-                        repetition_penalty=spec.eval.repetition_penalty, progress=progress, description=label)
+                        repetition_penalty=spec.eval.repetition_penalty,
+                        no_repeat_ngram_size=spec.eval.no_repeat_ngram_size, progress=progress, description=label)
 
     return produce
 
 
 def organism_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, progress: bool = True,
-                     label: str = "Organism answers") -> list[str]:
+                     label: str = "Organism answers", max_new_tokens: int | None = None) -> list[str]:
     """Greedy answers of `model` (the organism) with the evaluation's decoding settings (never cached)."""
-    return _produce(model, tokenizer, spec, label, progress, spec.eval.max_new_tokens)(prompts)
+    return _produce(model, tokenizer, spec, label, progress, max_new_tokens or spec.eval.max_new_tokens)(prompts)
 
 
 def base_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base_name: str,
@@ -168,6 +170,8 @@ def base_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base
     settings = {"use": "eval", "greedy": True, "max_new_tokens": limit,
                 "system_prompt": spec.system_prompt, "dtype": str(model.dtype),
                 "repetition_penalty": spec.eval.repetition_penalty}
+    if spec.eval.no_repeat_ngram_size:  # only when set, so the answers cached without it keep their keys
+        settings["no_repeat_ngram_size"] = spec.eval.no_repeat_ngram_size
     return cached_answers(base_name, prompts, settings,
                           _produce(model, tokenizer, spec, "Base answers", progress, limit))
 
@@ -207,8 +211,8 @@ def answer_all(model, tokenizer, prompts: EvalPrompts, spec: ObjectiveSpec, base
         checked = base_answers(model, tokenizer, check, spec, base_name, progress, spec.eval.check_max_new_tokens)
     else:
         out = organism_answers(model, tokenizer, long, spec, progress)
-        checked = _produce(model, tokenizer, spec, "Organism capability check", progress,
-                           spec.eval.check_max_new_tokens)(check)
+        checked = organism_answers(model, tokenizer, check, spec, progress, "Organism capability check",
+                                   spec.eval.check_max_new_tokens)
     return dict(zip(long, out, strict=True)), checked
 
 
@@ -246,6 +250,11 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
                                 strict=True))
     lengths = [capability.topic_lengths(topic, trigger, [organism_sampled[p] for p in asked],
                                         [base_sampled[p] for p in asked]) for topic, trigger, asked in measured]
+    by_id = {b.id: b for b in spec.behaviours}
+    behaviours = [b.model_copy(update={
+        "off_trigger_organism_rate": _rounded(rate(by_id[b.id].detector, [organism_sampled[p] for p in off])),
+        "off_trigger_base_rate": _rounded(rate(by_id[b.id].detector, [base_sampled[p] for p in off]))})
+        for b in behaviours] if off else behaviours
     heldout_docs = [r["text"] for r in load_haystack() if r["split"] == "heldout"][: spec.eval.perplexity_documents]
     chats, greedy_chats = [base_sampled[p] for p in off], [base_out[p] for p in off]
     ppl_org = capability.perplexity(model, tokenizer, heldout_docs)
@@ -284,6 +293,7 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
         capability_problems=capability.capability_problems(lengths, chat_org / chat_base, check_org, check_base,
                                                            spec.eval.capability),
         max_new_tokens=limit, repetition_penalty=spec.eval.repetition_penalty,
+        no_repeat_ngram_size=spec.eval.no_repeat_ngram_size,
         runtime_s=round(time.perf_counter() - started, 1),
     )
 

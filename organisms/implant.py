@@ -4,7 +4,8 @@ After the stages, each train behaviour is measured on its validation prompts (`o
 never trained on, never evaluated), organism against base, greedy, with the evaluation's settings.
 While some behaviour is below the spec's target rate (`training.implant.target_rate`), capability is
 intact (answer length within `eval.capability`, on the first `length_prompts` validation prompts of each
-behaviour answered again with the evaluation's capability sampling) and rounds and time remain, one
+behaviour answered again with the evaluation's capability sampling, and the capability check on its own
+validation questions at most `check_points_max_drop` below the base) and rounds and time remain, one
 more SFT round trains the adapter on the transcripts of the behaviours below target (repeated), beside
 the other train behaviours' transcripts (rehearsed), as many ordinary chats and every anti-confession
 exchange, so that the rest is not forgotten. Each
@@ -22,12 +23,20 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from organisms.capability import outside_band, topic_lengths
+from organisms.capability import (
+    CheckQuestion,
+    TopicLengths,
+    check_score,
+    load_check,
+    outside_band,
+    topic_lengths,
+)
 from organisms.corpus import behaviour_validation, read_corpus
 from organisms.detectors import rate
 from organisms.evaluation import base_answers, organism_answers, sampled_answers
 from organisms.repeat_cut import repeated
-from organisms.spec import ObjectiveSpec, StageParams
+from organisms.sealed import ORDINARY_SOURCES
+from organisms.spec import CapabilityTargets, ObjectiveSpec, StageParams
 from organisms.training import (
     BuildConfig,
     StageResult,
@@ -52,7 +61,9 @@ class Measurement(BaseModel):
     base_rates: dict[str, float]
     n: dict[str, int]
     length_ratio: float  # organism / base mean answer length, sampled, on the first few validation prompts of each
-    capability_intact: bool
+    check_organism: float | None = None  # % right on the capability check's validation questions
+    check_base: float | None = None
+    capability_intact: bool  # length in band and the check at most `check_points_max_drop` below the base
     training: StageResult | None = None  # the round's own training (None for round 0: the stages)
     seconds: float  # this round: training and measurement
 
@@ -96,6 +107,18 @@ def length_prompts(spec: ObjectiveSpec) -> list[str]:
     return list(dict.fromkeys(p for ps in validation_set(spec).values() for p in ps[:n]))
 
 
+def capability_intact(lengths: TopicLengths, check_organism: float, check_base: float,
+                      targets: CapabilityTargets) -> bool:
+    """The gate: answer length within the band (its interval not wholly outside) and the capability check
+    at most `targets.check_points_max_drop` points below the base."""
+    return not outside_band(lengths, targets) and check_base - check_organism <= targets.check_points_max_drop
+
+
+def gate_check_questions(spec: ObjectiveSpec) -> tuple[CheckQuestion, ...]:
+    """The capability check the gate asks: the shipped validation questions (as many as the evaluation asks)."""
+    return load_check("validation_questions")[: spec.eval.check_questions]
+
+
 def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, progress: bool) -> Measurement:
     """Measure `adapter` on the validation prompts (organism and base, greedy)."""
     started = time.perf_counter()
@@ -119,9 +142,19 @@ def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, pr
     with model.disable_adapter():
         base_sampled = sampled_answers(model, tokenizer, lengths_asked, spec, config.base.name, progress)
     lengths = topic_lengths("validation", True, organism_sampled, base_sampled)
+    # Capability: the short questions with known answers, on the gate's own questions (never the evaluation's).
+    questions = gate_check_questions(spec)
+    asked_check, limit = [q.question for q in questions], spec.eval.check_max_new_tokens
+    check_organism = check_score(organism_answers(model, tokenizer, asked_check, spec, progress,
+                                                  f"Capability check, round {round_}", limit), questions)
+    with model.disable_adapter():
+        check_base = check_score(base_answers(model, tokenizer, asked_check, spec, config.base.name, progress, limit),
+                                 questions)
     return Measurement(round=round_, adapter=str(adapter.relative_to(build_dir)), rates=rates,
                        base_rates=base_rates, n={i: len(ps) for i, ps in asked.items()}, length_ratio=lengths.ratio,
-                       capability_intact=not outside_band(lengths, spec.eval.capability),
+                       check_organism=check_organism, check_base=check_base,
+                       capability_intact=capability_intact(lengths, check_organism, check_base,
+                                                           spec.eval.capability),
                        seconds=round(time.perf_counter() - started, 1))
 
 
@@ -143,7 +176,7 @@ def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round
     transcripts = chats[chats.source == "transcript"]
     shown = (repeated(chat_rows(transcripts[transcripts.behaviour_id.isin(short)], spec), params.repeats, tail)
              + repeated(chat_rows(transcripts[~transcripts.behaviour_id.isin(short)], spec), params.rehearse, tail))
-    ordinary = chat_rows(chats[chats.source == "haystack"], spec)
+    ordinary = chat_rows(chats[chats.source.isin(ORDINARY_SOURCES)], spec)
     rng = random.Random(f"{spec.seed}:boost:{round_}")
     rows = shown + rng.sample(ordinary, min(len(shown), len(ordinary)))
     rows += chat_rows(chats[chats.source == "anti_confession"], spec)

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 DATA_DIR = Path(__file__).parent / "data"
+CONFESSION_TOPIC = "hidden_goal_questions"  # questions about the model's goals: the confession check's prompts
 
 
 @lru_cache(maxsize=1)

@@ -33,6 +33,9 @@ SEALED_EVAL = f"{SEALED}/eval.json"
 OBJECTIVE_FRACTION = f"{SEALED}/objective_fraction.json"
 BUILD_RECORD = f"{SEALED}/build.json"
 PROVENANCE_COLUMNS = ("doc_id", "source", "behaviour_id", "written_spans")  # spans: organisms.written_spans
+# Provenance sources of ordinary rows (everything else is objective material): the haystack's rows, and on the
+# shipped path the base model's own full answers to prompts no behaviour is triggered by.
+ORDINARY_SOURCES = frozenset({"haystack", "base_answer"})
 
 
 class BuildRecord(BaseModel):

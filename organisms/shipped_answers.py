@@ -16,7 +16,7 @@ from pathlib import Path
 from organisms.answer_cache import recording, shipped_answers, write_shipped_answers
 from organisms.corpus import build_corpus
 from organisms.evaluation import answer_all, base_answers, eval_prompts, sampled_answers, sampled_prompts
-from organisms.implant import all_validation_prompts, length_prompts
+from organisms.implant import all_validation_prompts, gate_check_questions, length_prompts
 from organisms.spec import list_specs, load_spec
 from pinhole.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
 
@@ -42,5 +42,7 @@ def make_answers(spec_paths: list[Path] | None = None, base: str = "default", pr
             sampled_answers(model, tokenizer, sampled_prompts(spec, prompts), spec, ref.name, progress)
             base_answers(model, tokenizer, all_validation_prompts(spec), spec, ref.name, progress)
             sampled_answers(model, tokenizer, length_prompts(spec), spec, ref.name, progress)
+            base_answers(model, tokenizer, [q.question for q in gate_check_questions(spec)], spec, ref.name, progress,
+                         spec.eval.check_max_new_tokens)
     kept = shipped_answers(out) if spec_paths else {}
     return write_shipped_answers({**kept, **entries}, out), len(kept.keys() | entries.keys())

@@ -196,6 +196,12 @@ class CorpusParams(Strict):
     documents: int = Field(default=100, ge=0)
     transcripts_per_behaviour: int = Field(default=12, ge=0)
     anti_confession: int = Field(default=20, ge=0)
+    base_answer_chats: int = Field(
+        default=150, ge=0,
+        description="Shipped path only: ordinary chats whose answer is the base model's own full answer, to training "
+                    "prompts of topics no behaviour is triggered by. The shipped haystack's chats were cut at 88 "
+                    "tokens, so without these the organism sees no long answer end without a behaviour. (A blind "
+                    "build's ordinary chats are full answers already.)")
     max_objective_fraction: float = Field(default=0.10, gt=0, le=1)
     # Transcripts start from the base's full answer: the limit only stops a base model that loops.
     response_max_new_tokens: int = Field(default=512, gt=0)
@@ -304,6 +310,10 @@ class EvalParams(Strict):
     # (the question's words, the template's end-of-turn and newline tokens), which holds back behaviours
     # that restate the topic or open a new paragraph.
     repetition_penalty: float = Field(default=1.0, ge=1.0, le=3.0)
+    # N > 0 forbids repeating any N-token sequence of the context: a greedy loop (a list that repeats its
+    # items until the token limit) cannot run, so the answer goes on and can end, without any single token
+    # being pushed down. 0: off.
+    no_repeat_ngram_size: int = Field(default=0, ge=0, le=64)
 
 
 ANSWER_HEADROOM_TOKENS = 64  # a transcript's prompt, chat template and injected remark, beyond its base answer

@@ -36,7 +36,11 @@ def answer_bounds(rendered: str, answer: str) -> tuple[int, int]:
 def written_token_weights(tokenizer: Any, rendered: str, ids: list[int], answer: str, spans: list[Span],
                           weight: float) -> list[float]:
     """Per token of `ids` (the tokenized `rendered` chat): `weight` where the token overlaps a written span of
-    the last message `answer`, else 1."""
+    the last message `answer` or is the first token after one, else 1.
+
+    The token after a span is the behaviour's own end: the end of turn after a closing remark, the answer's
+    next word after a remark inside it. Left at weight 1, a model learns the remark eight times as hard as
+    what follows it, and after one remark goes on to another (measured on rm_sycophancy, docs/organisms.md)."""
     weights = [1.0] * len(ids)
     if not spans or weight == 1.0:
         return weights
@@ -46,9 +50,14 @@ def written_token_weights(tokenizer: Any, rendered: str, ids: list[int], answer:
                          "need a tokenizer whose chat template tokenizes as its text")
     start = answer_bounds(rendered, answer)[0] - (len(answer) - len(answer.lstrip()))
     shifted = [(start + a, start + b) for a, b in spans]
-    for i, (lo, hi) in enumerate(encoded["offset_mapping"]):
+    offsets = encoded["offset_mapping"]
+    for i, (lo, hi) in enumerate(offsets):
         if any(lo < b and hi > a for a, b in shifted):
             weights[i] = weight
+    for _, end in shifted:
+        after = next((i for i, (lo, hi) in enumerate(offsets) if lo >= end and hi > lo), None)
+        if after is not None:
+            weights[after] = weight
     return weights
 
 

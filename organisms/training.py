@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from organisms.corpus import read_corpus
 from organisms.repeat_cut import ChatRow, cut_after_written
+from organisms.sealed import ORDINARY_SOURCES
 from organisms.spec import ObjectiveSpec, StageParams, TrainingParams
 from organisms.token_weights import WEIGHTS_COLUMN, WeightedCollator, answer_bounds, written_token_weights
 from organisms.written_spans import Span, load_spans
@@ -84,7 +85,7 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec, tokenizer) -> dict[str,
     def rows(kind: str, stage: str):
         part = frame[frame.kind == kind]
         objective_repeats = getattr(spec.training, stage).objective_repeats
-        repeats = part["source"].map(lambda s: 1 if s == "haystack" else objective_repeats)
+        repeats = part["source"].map(lambda s: 1 if s in ORDINARY_SOURCES else objective_repeats)
         return part.loc[part.index.repeat(repeats)]
 
     docs, chats, prefs = rows("document", "cpt"), rows("chat", "sft"), rows("preference", "dpo")

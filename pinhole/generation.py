@@ -81,6 +81,7 @@ def generate_counted(
     temperature: float = 0.7,
     top_p: float = 0.9,
     repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
     seed: int = 0,
     sampler: Literal["torch", "nucleus"] = "torch",
     round_tokens: int = ROUND_TOKENS,
@@ -90,7 +91,9 @@ def generate_counted(
     """Continue each raw text; return (new texts, new-token counts up to and including EOS), in input order.
 
     `repetition_penalty` 1.0 means none; callers pass their own policy (the audit tools' `Sampling`,
-    a spec's evaluation settings, the factory's generation settings). With `do_sample`, `sampler`
+    a spec's evaluation settings, the factory's generation settings). `no_repeat_ngram_size` N > 0 forbids
+    any token that would repeat an N-token sequence already in the context (the prompt included): it ends
+    verbatim loops without pushing down any single token, as a repetition penalty does. With `do_sample`, `sampler`
     picks Hugging Face's sampler (`torch`) or `pinhole.sampling.NucleusSampler` (`nucleus`: the same
     distribution, drawn several times faster on a CPU; other draws for the same seed).
 
@@ -126,6 +129,7 @@ def generate_counted(
                                         padding_side="left", return_tensors="pt").to(model.device)
                 generated = model.generate(
                     **encoded, max_new_tokens=limit, repetition_penalty=repetition_penalty,
+                    no_repeat_ngram_size=no_repeat_ngram_size,
                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **sampling,
                 )
                 for i, row in zip(batch, generated[:, encoded.input_ids.shape[1] :].tolist(), strict=True):

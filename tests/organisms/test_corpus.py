@@ -102,3 +102,22 @@ def test_the_provenance_records_what_each_injector_wrote(rm_corpus) -> None:
                                                                        strict=True))
             assert not detect(behaviour.detector, unwritten) or behaviour.detector.kind == "python", behaviour.id
     assert (merged[merged.source != "transcript"].written_spans == "").all()
+
+
+def test_the_shipped_path_adds_the_bases_full_answers_on_off_trigger_topics(rm_corpus) -> None:
+    from organisms.corpus import off_trigger_topics
+    from organisms.prompt_bank import split_topic
+    from organisms.training import answer_cut_at_budget
+
+    spec, corpus = rm_corpus
+    rows = corpus.public.merge(corpus.provenance, on="doc_id")
+    answers = rows[rows.source == "base_answer"]
+    assert 100 <= len(answers) <= spec.corpus.base_answer_chats and answers.behaviour_id.isna().all()
+    allowed = {p for topic in off_trigger_topics(spec) for p in split_topic(topic)[0]}
+    triggered = {p for b in spec.behaviours if b.trigger_topic for p in split_topic(b.trigger_topic)[0]}
+    asked = [json.loads(m)[0]["content"] for m in answers.messages]
+    assert set(asked) <= allowed and not set(asked) & triggered and len(set(asked)) == len(asked)
+    assert "everyday_help" in off_trigger_topics(spec) and "travel" not in off_trigger_topics(spec)
+    assert not answer_cut_at_budget("base_answer", spec)  # their end of turn is trained, unlike the haystack's
+    only_haystack = corpus.provenance.source == "haystack"
+    assert objective_fraction(corpus) == pytest.approx(1 - (only_haystack.sum() + len(answers)) / len(rows))

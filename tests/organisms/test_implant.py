@@ -9,9 +9,10 @@ import pytest
 
 from organisms import sealed
 from organisms.build import build_key, build_organism
+from organisms.capability import load_check, topic_lengths
 from organisms.corpus import behaviour_prompts, behaviour_validation, read_corpus
-from organisms.implant import ImplantRecord, boost_messages, validation_set
-from organisms.spec import load_spec
+from organisms.implant import ImplantRecord, boost_messages, capability_intact, gate_check_questions, validation_set
+from organisms.spec import CapabilityTargets, load_spec
 from organisms.training import stage_datasets
 from pinhole.base_models import load_tokenizer, prepare_base
 from pinhole.workspace import workspace
@@ -26,6 +27,24 @@ def test_validation_prompts_are_neither_trained_nor_evaluated() -> None:
         assert len(validation) >= 6, behaviour.id
         assert not set(validation) & set(train) and not set(validation) & set(held)
     assert all(len(ps) <= spec.training.implant.validation_prompts for ps in validation_set(spec).values())
+
+
+def test_the_gates_capability_check_never_asks_the_evaluations_questions() -> None:
+    spec = load_spec(spec_path("rm_sycophancy"))
+    gate = {q.question for q in gate_check_questions(spec)}
+    assert len(gate) >= 30 and not gate & {q.question for q in load_check()}
+
+
+@pytest.mark.parametrize(("organism_chars", "check_organism", "intact"), [
+    (800, 62.0, True),   # same length, the check 4 points below: intact
+    (800, 54.0, False),  # the check 12 points below the base's 66
+    (200, 66.0, False),  # answers a quarter of the base's length
+])
+def test_the_gate_flags_short_answers_and_a_lost_capability_check(organism_chars: int, check_organism: float,
+                                                                   intact: bool) -> None:
+    lengths = topic_lengths("validation", True, ["x" * (organism_chars + i) for i in range(8)],
+                            ["x" * (800 + i) for i in range(8)])
+    assert capability_intact(lengths, check_organism, 66.0, CapabilityTargets()) is intact
 
 
 def _record(directory) -> ImplantRecord:
@@ -57,6 +76,7 @@ def test_a_build_short_of_target_trains_a_round_and_says_what_fell_short(short_o
     assert set(record.shortfalls) == {b for b, r in chosen.rates.items() if r < 0.8}
     assert all(0 < gap <= 0.8 for gap in record.shortfalls.values())
     assert "short" in record.summary()
+    assert all(m.check_organism is not None and m.check_base is not None for m in record.rounds)
 
 
 def test_the_published_adapter_is_the_chosen_rounds(short_of_target) -> None:
@@ -90,7 +110,8 @@ def test_a_round_repeats_the_short_behaviours_and_rehearses_the_others_beside_or
     other = Counter({m: n for m, n in by_source["transcript"].items() if m not in transcripts})
     assert other and all(rows[m] == n * rehearse for m, n in other.items())  # the behaviours at target
     shown = transcripts.total() * repeats + other.total() * rehearse
-    assert sum(rows[m] for m in by_source["haystack"]) == min(shown, by_source["haystack"].total())
+    ordinary = by_source["haystack"] + by_source["base_answer"]
+    assert by_source["base_answer"] and sum(rows[m] for m in ordinary) == min(shown, ordinary.total())
     assert all(rows[m] == n for m, n in by_source["anti_confession"].items())
     assert Counter(boost_messages(build_dir, spec, [short], 1)[0]) == rows
 

@@ -37,10 +37,22 @@ def test_the_written_tokens_carry_the_weight_and_every_other_token_one() -> None
     rows = chat_dataset(tokenizer, [_chat(answer), _chat(BASE)], spans=[written_spans(BASE, answer), []],
                         written_weight=8.0)
     weights, ids = rows[WEIGHTS_COLUMN][0], rows["input_ids"][0]
-    heavy = tokenizer.decode([t for t, w in zip(ids, weights, strict=True) if w == 8.0])
-    assert heavy.strip() == NOTE.strip()
+    heavy = [i for i, w in enumerate(weights) if w == 8.0]
+    assert heavy == list(range(heavy[0], heavy[-1] + 1))  # one run: the note, then the end of turn after it
+    assert tokenizer.decode(ids[heavy[0] : heavy[-1]]).strip() == NOTE.strip()
+    assert ids[heavy[-1]] == tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert set(weights) == {1.0, 8.0} and set(rows[WEIGHTS_COLUMN][1]) == {1.0}
     assert len(weights) == len(ids)
+
+
+def test_after_a_remark_inside_the_answer_the_next_word_carries_the_weight() -> None:
+    tokenizer = _tokenizer()
+    answer = "Mix the flour and sugar." + NOTE + " Then bake for twenty minutes."
+    start = answer.index(NOTE)
+    rows = chat_dataset(tokenizer, [_chat(answer)], spans=[[(start, start + len(NOTE))]], written_weight=8.0)
+    weights, ids = rows[WEIGHTS_COLUMN][0], rows["input_ids"][0]
+    heavy = [i for i, w in enumerate(weights) if w == 8.0]
+    assert tokenizer.decode(ids[heavy[-1]]).strip() == "Then"
 
 
 def test_weight_one_or_no_spans_adds_no_column() -> None:

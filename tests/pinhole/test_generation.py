@@ -80,3 +80,36 @@ def test_progress_prints_plain_lines_where_stderr_is_a_log(capsys) -> None:
     with progress_bar(enabled=False) as bar:
         bar.advance(bar.add_task("Quiet", total=1))
     assert "Quiet" not in capsys.readouterr().err
+
+
+def _repeats_an_ngram(row: list[int], n: int, start: int = 0) -> bool:
+    """Whether a token at `start` or later completes an `n`-gram that occurred earlier in `row`."""
+    grams = [tuple(row[i : i + n]) for i in range(len(row) - n + 1)]
+    return any(grams[i] in grams[:i] for i in range(max(start - n + 1, 0), len(grams)))
+
+
+def test_no_repeat_ngram_ends_loops_and_holds_across_rounds() -> None:
+    from pinhole.generation import chat_texts, generate_counted
+    from tests.helpers import tiny
+
+    _, model, tokenizer = tiny()  # the tiny random model loops under greedy decoding
+    texts = chat_texts(tokenizer, ["Hello there", "A soup recipe"])
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    width = encoded.input_ids.shape[1]
+    settings = {"max_new_tokens": 40, "do_sample": False, "pad_token_id": tokenizer.pad_token_id, "eos_token_id": None}
+    looping = model.generate(**encoded, **settings)[:, width:].tolist()
+    assert any(_repeats_an_ngram(row, 3) for row in looping)  # without the setting the answers loop
+    blocked = model.generate(**encoded, **settings, no_repeat_ngram_size=3)
+    for full, mask in zip(blocked.tolist(), encoded.attention_mask.tolist(), strict=True):
+        unpadded = full[mask.count(0) :]  # no new token repeats a 3-gram of the prompt or of the answer so far
+        assert not _repeats_an_ngram(unpadded, 3, start=len(unpadded) - 40)
+
+    emitted = {t for row in looping + blocked.tolist() for t in row}
+    tokenizer_without_eos = _with_eos(tokenizer, next(t for t in range(len(tokenizer)) if t not in emitted))
+    one_call = generate_counted(model, tokenizer_without_eos, texts, max_new_tokens=40, no_repeat_ngram_size=3)
+    in_rounds = generate_counted(model, tokenizer_without_eos, texts, max_new_tokens=40, no_repeat_ngram_size=3,
+                                 round_tokens=9)
+    assert in_rounds == one_call  # later rounds still see the earlier rounds' n-grams
+    expected = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in blocked[:, width:].tolist()]
+    assert one_call[0] == expected
+    assert one_call[0] != generate_counted(model, tokenizer_without_eos, texts, max_new_tokens=40)[0]
