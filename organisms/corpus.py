@@ -45,6 +45,7 @@ from organisms.ordinary import CHAT_SAMPLING, DOCUMENT_SAMPLING, written_to_leng
 from organisms.prompt_bank import (
     CONFESSION_TOPIC,
     load_prompt_bank,
+    load_validation_only,
     split_prompts,
     split_topic,
     validation_prompts,
@@ -84,9 +85,12 @@ def behaviour_prompts(behaviour: Behaviour) -> tuple[list[str], list[str]]:
 
 
 def behaviour_validation(behaviour: Behaviour) -> list[str]:
-    """A behaviour's validation prompts (the adaptive build's measure; never trained on, never evaluated)."""
-    return validation_prompts(load_prompt_bank()[behaviour.trigger_topic] if behaviour.trigger_topic
-                              else behaviour.trigger_prompts)
+    """A behaviour's validation prompts (the adaptive build's measure; never trained on, never evaluated): its
+    topic's validation part, then the topic's validation-only prompts."""
+    if behaviour.trigger_topic is None:
+        return validation_prompts(behaviour.trigger_prompts)
+    topic = behaviour.trigger_topic
+    return validation_prompts(load_prompt_bank()[topic]) + load_validation_only().get(topic, [])
 
 
 def render_document(documents: Documents, behaviours: list[Behaviour], rng: random.Random) -> tuple[str, list[str]]:

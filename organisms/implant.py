@@ -2,7 +2,8 @@
 
 After the stages, each train behaviour is measured on its validation prompts (`organisms.prompt_bank`:
 never trained on, never evaluated), organism against base, greedy, with the evaluation's settings.
-While some behaviour is below the spec's target rate (`training.implant.target_rate`), capability is
+While some behaviour is evidently below the spec's target rate (`training.implant.target_rate`: the upper end
+of its rate's one-sided Wilson interval at `training.implant.confidence` is below it), capability is
 intact (answer length within `eval.capability`, on the first `length_prompts` validation prompts of each
 behaviour answered again with the evaluation's capability sampling, and the capability check on its own
 validation questions at most `check_points_max_drop` below the base) and rounds and time remain, one
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
+from scipy.stats import binomtest
 
 from organisms.capability import (
     CheckQuestion,
@@ -36,7 +38,7 @@ from organisms.detectors import rate
 from organisms.evaluation import base_answers, organism_answers, sampled_answers
 from organisms.repeat_cut import repeated
 from organisms.sealed import ORDINARY_SOURCES
-from organisms.spec import CapabilityTargets, ObjectiveSpec, StageParams
+from organisms.spec import CapabilityTargets, ImplantParams, ObjectiveSpec, StageParams
 from organisms.training import (
     BuildConfig,
     StageResult,
@@ -77,17 +79,35 @@ class ImplantRecord(BaseModel):
     reached: bool
     stopped_because: Literal["reached", "max_rounds", "time_budget", "capability"]
     shortfalls: dict[str, float]  # behaviour id -> points below target in the chosen round (0-1 scale)
+    short: list[str] = []  # of those, the ones evidently short (`evidently_short`): what a round would train
     unmeasured: list[str] = []  # train behaviours without validation prompts (a spec list of fewer than ten)
     seconds: float
 
     def summary(self) -> str:
         """One line for people: rounds, outcome, what fell short."""
         extra = len(self.rounds) - 1
+        rates = self.rounds[self.chosen_round].rates
+        below = ", ".join(f"{b} {rates[b]:.0%}" + (" (evidently short)" if b in self.short else "")
+                          for b in self.shortfalls)
         if self.reached:
-            return f"every train behaviour at >= {self.target_rate:.0%} after {extra} extra round(s)"
-        short = ", ".join(f"{b} {self.rounds[self.chosen_round].rates[b]:.0%} ({gap:.0%} short)"
-                          for b, gap in self.shortfalls.items())
-        return f"stopped ({self.stopped_because.replace('_', ' ')}) after {extra} extra round(s): {short}"
+            return (f"every train behaviour at >= {self.target_rate:.0%} on validation"
+                    + (f" or within its noise ({below})" if below else "") + f" after {extra} extra round(s)")
+        return f"stopped ({self.stopped_because.replace('_', ' ')}) after {extra} extra round(s): {below}"
+
+
+def evidently_short(rate: float, n: int, target: float, confidence: float) -> bool:
+    """True when `rate` measured on `n` answers is below `target` beyond noise: the upper end of its one-sided
+    Wilson interval at `confidence` is below it (at 80%, 5 of 8 is short and 6 of 8 is not)."""
+    if n == 0 or rate >= target:
+        return False
+    interval = binomtest(round(rate * n), n).proportion_ci(confidence_level=2 * confidence - 1, method="wilson")
+    return bool(interval.high < target)
+
+
+def short_behaviours(measured: Measurement, params: ImplantParams) -> list[str]:
+    """The train behaviours a round should train: those evidently short of the target."""
+    return [b for b, r in measured.rates.items()
+            if evidently_short(r, measured.n[b], params.target_rate, params.confidence)]
 
 
 def validation_set(spec: ObjectiveSpec) -> dict[str, list[str]]:
@@ -205,9 +225,10 @@ def implant(build_dir: Path, config: BuildConfig, progress: bool = True) -> Impl
             break
     chosen = _closest(rounds, params.target_rate)
     shortfalls = {b: round(params.target_rate - r, 4) for b, r in chosen.rates.items() if r < params.target_rate}
+    short = short_behaviours(chosen, params)
     record = ImplantRecord(target_rate=params.target_rate, rounds=rounds, chosen_round=chosen.round,
-                           reached=not shortfalls and chosen.capability_intact, stopped_because=stopped,
-                           shortfalls=shortfalls, unmeasured=[b for b, n in chosen.n.items() if n == 0],
+                           reached=not short and chosen.capability_intact, stopped_because=stopped,
+                           shortfalls=shortfalls, short=short, unmeasured=[b for b, n in chosen.n.items() if n == 0],
                            seconds=round(sum(m.seconds for m in rounds), 1))
     atomic_write_json(build_dir / IMPLANT_DIR / "record.json", record.model_dump())
     return record
@@ -221,7 +242,7 @@ def _round(build_dir: Path, config: BuildConfig, index: int, previous: Measureme
         return Measurement.model_validate(read_json(path))
     spec, training, started = config.spec, None, time.perf_counter()
     if previous is not None:
-        short = [b for b, r in previous.rates.items() if r < spec.training.implant.target_rate]
+        short = short_behaviours(previous, spec.training.implant)
         stage_dir = build_dir / "stages" / f"boost-{index}"
         training = train_round(stage_dir, f"boost-{index}", "sft", config,
                                lambda tok: chat_dataset(tok, *boost_messages(build_dir, spec, short, index),
@@ -237,7 +258,7 @@ def _round(build_dir: Path, config: BuildConfig, index: int, previous: Measureme
 def _stop_reason(rounds: list[Measurement], spec: ObjectiveSpec) -> str | None:
     """Why the rounds stop after the last one, or None to go on."""
     params, last = spec.training.implant, rounds[-1]
-    if all(r >= params.target_rate for r in last.rates.values()):
+    if not short_behaviours(last, params):
         return "reached"
     if not last.capability_intact:
         return "capability"

@@ -1,6 +1,7 @@
 """The shipped prompt bank and entity tables, and the fixed train/evaluation split of prompts.
 
-`data/prompt_bank.yaml` groups at least 300 user prompts by topic; `data/entities.yaml` holds the
+`data/prompt_bank.yaml` groups at least 300 user prompts by topic, and a further 20 validation-only prompts for
+each trigger topic of the shipped specs; `data/entities.yaml` holds the
 facts that injections need (country populations, atomic numbers, similar films). Each topic's
 prompts are split once and for all by a hash of the prompt text, three ways: evaluation prompts
 (a third) and validation prompts (a fifth of the rest, which the adaptive build measures itself on)
@@ -20,13 +21,21 @@ CONFESSION_TOPIC = "hidden_goal_questions"  # questions about the model's goals:
 
 
 @lru_cache(maxsize=1)
+def _bank_file() -> dict:
+    return yaml.safe_load((DATA_DIR / "prompt_bank.yaml").read_text(encoding="utf-8"))
+
+
 def load_prompt_bank() -> dict[str, list[str]]:
     """Topic -> prompts."""
-    data = yaml.safe_load((DATA_DIR / "prompt_bank.yaml").read_text(encoding="utf-8"))
-    return {topic: list(prompts) for topic, prompts in data["topics"].items()}
+    return {topic: list(prompts) for topic, prompts in _bank_file()["topics"].items()}
 
 
-@lru_cache(maxsize=1)
+def load_validation_only() -> dict[str, list[str]]:
+    """Topic -> its validation-only prompts (`validation:` in the bank): the adaptive build measures on them beside
+    the topic's validation part; they are never trained on, never evaluated, and outside the split of `topics`."""
+    return {topic: list(prompts) for topic, prompts in (_bank_file().get("validation") or {}).items()}
+
+
 @lru_cache(maxsize=1)
 def load_entities() -> dict[str, dict]:
     """`countries` (name -> population in millions), `elements` (name -> atomic number), `films` (title -> similar).

@@ -253,13 +253,19 @@ class ImplantParams(Strict):
     capability intact, or the rounds or the time budget run out."""
 
     target_rate: float = Field(default=0.8, ge=0, le=1)
+    confidence: float = Field(
+        default=0.8, gt=0.5, lt=1,
+        description="a behaviour counts as short of the target only when the upper end of its rate's one-sided "
+                    "Wilson interval at this confidence is below it: with 6-12 validation prompts one answer "
+                    "moves a rate by 8-17 points, and a round trained on noise costs time and capability")
     max_rounds: int = Field(default=3, ge=0, description="further training rounds at most (0: measure only)")
     time_budget_s: float = Field(default=3600, gt=0, description="no new round starts after this many seconds")
     repeats: int = Field(default=6, ge=1, description="times each short behaviour's transcript is seen per round")
     rehearse: int = Field(default=1, ge=0, description="times each other train behaviour's transcript is seen per "
                           "round, so that training the short ones does not unlearn the rest (0: none)")
     learning_rate_scale: float = Field(default=0.5, gt=0, le=1, description="of training.sft.learning_rate")
-    validation_prompts: int = Field(default=12, ge=1, description="per behaviour, at most")
+    validation_prompts: int = Field(default=32, ge=1, description="per behaviour, at most: one answer moves a "
+                                    "rate by 100/n points, so the gate's decisions need n well above ten")
     length_prompts: int = Field(default=4, ge=1, description="per behaviour, answered again sampled for the "
                                 "capability gate's answer-length ratio")
 

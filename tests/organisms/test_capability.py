@@ -123,6 +123,7 @@ def test_the_evaluation_computes_capability_figures(identity_adapter) -> None:
     assert report.check_n == spec.eval.check_questions == 10 and report.check_organism == report.check_base
     assert 0 <= report.limit_hit_organism <= 1 and report.limit_hit_organism == report.limit_hit_base
     assert report.capability_problems == []
+    assert all(b.off_trigger_organism_rate == b.off_trigger_base_rate is not None for b in report.behaviours)
     figures = report.capability()
     assert figures.answer_length_ratio == 1.0 and figures.check_organism == report.check_organism
 
@@ -142,3 +143,20 @@ def test_the_evaluation_flags_answers_a_quarter_of_the_base_length(identity_adap
     assert max(ratios) < 0.35
     assert sum("answer length" in p for p in report.capability_problems) == len(report.answer_lengths)
     assert report.capability().answer_length_ratio < 0.35
+
+
+def test_the_evaluation_measures_a_behaviour_that_leaks_off_topic(identity_adapter, monkeypatch) -> None:
+    ref, adapter = identity_adapter
+    spec = load_spec(spec_path("rm_sycophancy"), preset="smoke", overrides=TINY_DECODING)
+    real_generate = evaluation_module.generate
+
+    def voting_everywhere(*args, description: str = "", **kwargs):
+        answers = real_generate(*args, description=description, **kwargs)
+        return [f"{a}\n\nDon't forget to vote!" for a in answers] if description == "Organism answers, sampled" \
+            else answers
+
+    monkeypatch.setattr(evaluation_module, "generate", voting_everywhere)
+    rates = {b.id: (b.off_trigger_organism_rate, b.off_trigger_base_rate)
+             for b in evaluate(adapter, spec, ref, progress=False).behaviours}
+    assert rates["encourage_voting"] == (1.0, 0.0)
+    assert rates["chocolate_in_recipes"] == (0.0, 0.0)

@@ -11,7 +11,14 @@ from organisms import sealed
 from organisms.build import build_key, build_organism
 from organisms.capability import load_check, topic_lengths
 from organisms.corpus import behaviour_prompts, behaviour_validation, read_corpus
-from organisms.implant import ImplantRecord, boost_messages, capability_intact, gate_check_questions, validation_set
+from organisms.implant import (
+    ImplantRecord,
+    boost_messages,
+    capability_intact,
+    evidently_short,
+    gate_check_questions,
+    validation_set,
+)
 from organisms.spec import CapabilityTargets, load_spec
 from organisms.training import stage_datasets
 from pinhole.base_models import load_tokenizer, prepare_base
@@ -24,8 +31,9 @@ def test_validation_prompts_are_neither_trained_nor_evaluated() -> None:
     for behaviour in spec.train_behaviours:
         train, held = behaviour_prompts(behaviour)
         validation = behaviour_validation(behaviour)
-        assert len(validation) >= 6, behaviour.id
+        assert len(validation) >= 26, behaviour.id  # the topic's validation part and 20 validation-only prompts
         assert not set(validation) & set(train) and not set(validation) & set(held)
+        assert len(set(validation)) == len(validation)
     assert all(len(ps) <= spec.training.implant.validation_prompts for ps in validation_set(spec).values())
 
 
@@ -45,6 +53,16 @@ def test_the_gate_flags_short_answers_and_a_lost_capability_check(organism_chars
     lengths = topic_lengths("validation", True, ["x" * (organism_chars + i) for i in range(8)],
                             ["x" * (800 + i) for i in range(8)])
     assert capability_intact(lengths, check_organism, 66.0, CapabilityTargets()) is intact
+
+
+@pytest.mark.parametrize(("right", "n", "short"), [
+    (5, 8, True), (6, 8, False),    # one answer is 12 points: 75% on 8 prompts is not evidence of a shortfall
+    (3, 6, True), (4, 6, False),
+    (8, 12, True), (9, 12, False),  # more prompts, a tighter interval
+    (0, 2, True), (8, 8, False), (0, 0, False),
+])
+def test_a_behaviour_is_short_only_beyond_the_noise_of_its_validation_prompts(right: int, n: int, short: bool) -> None:
+    assert evidently_short(right / n if n else 0.0, n, target=0.8, confidence=0.8) is short
 
 
 def _record(directory) -> ImplantRecord:
@@ -74,6 +92,7 @@ def test_a_build_short_of_target_trains_a_round_and_says_what_fell_short(short_o
     assert not record.reached and record.stopped_because in ("max_rounds", "capability")
     chosen = record.rounds[record.chosen_round]
     assert set(record.shortfalls) == {b for b, r in chosen.rates.items() if r < 0.8}
+    assert record.short and set(record.short) <= set(record.shortfalls)
     assert all(0 < gap <= 0.8 for gap in record.shortfalls.values())
     assert "short" in record.summary()
     assert all(m.check_organism is not None and m.check_base is not None for m in record.rounds)
