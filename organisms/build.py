@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from organisms import sealed
 from organisms.corpus import build_corpus, objective_fraction, read_corpus, write_corpus
-from organisms.evaluation import EvalReport, evaluate
+from organisms.evaluation import MEASURE_DTYPE, EvalReport, evaluate
 from organisms.implant import ImplantRecord, chosen_adapter, implant
 from organisms.spec import EvalParams, ObjectiveSpec, load_spec, shipped_spec_id
 from organisms.stage_reuse import reuse_finished_stages
@@ -221,7 +221,7 @@ def _portable_adapter_config(adapter_dir: Path, base: BaseModelRef) -> None:
     atomic_write_json(adapter_dir / ADAPTER_CONFIG, config)
 
 
-def evaluate_organism(directory: Path, dtype: str = "auto", progress: bool = True,
+def evaluate_organism(directory: Path, dtype: str = MEASURE_DTYPE, progress: bool = True,
                       repetition_penalty: float | None = None,
                       no_repeat_ngram_size: int | None = None) -> EvalReport:
     """Evaluate a published organism and record the result: public table in the card, full in sealed/.

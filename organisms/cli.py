@@ -75,7 +75,9 @@ def organism_build(
 @organism_app.command("eval")
 @clear_errors
 def organism_eval(directory: Annotated[Path, typer.Argument(help="Organism directory.")],
-                  dtype: Annotated[str, typer.Option(help="auto, bfloat16 or float32.")] = "auto",
+                  dtype: Annotated[str, typer.Option(
+                      help="float32 (the default: bf16 greedy answers depend on the batch they are decoded in), "
+                           "bfloat16 or auto.")] = "float32",
                   repetition_penalty: Annotated[float | None, typer.Option(
                       min=1.0, max=3.0,
                       help="Decode with this repetition penalty instead of the spec's (default: greedy).")] = None,

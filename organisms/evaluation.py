@@ -26,10 +26,16 @@ from organisms.haystack import load_haystack
 from organisms.ordinary import CHAT_SAMPLING
 from organisms.prompt_bank import CONFESSION_TOPIC, load_prompt_bank, split_prompts, split_topic
 from organisms.spec import ObjectiveSpec
-from pinhole.base_models import BaseModelRef, load_adapter, load_model, load_tokenizer, resolve_dtype
+from pinhole.base_models import BaseModelRef, dtype_name, load_adapter, load_model, load_tokenizer, resolve_dtype
 from pinhole.generation import chat_texts, generate
 from pinhole.organism import CapabilityFigures
 from pinhole.sampling import SAMPLER_VERSION
+
+# Measurements (the evaluation, the adaptive gate) decode in float32 whatever the build trained in. In bf16 a greedy
+# answer depends on the batch it is decoded in: on rm_sycophancy's 20 civics evaluation prompts, decoded alone and
+# beside 28 other prompts, 2 of 20 answers came out the same in bf16 (voting 17 and 15 of 20) and 20 of 20 in
+# float32, at 1.5x the time (docs/organisms.md).
+MEASURE_DTYPE = "float32"
 
 
 class BehaviourEval(BaseModel):
@@ -79,6 +85,7 @@ class EvalReport(BaseModel):
     max_new_tokens: int
     repetition_penalty: float
     no_repeat_ngram_size: int = 0
+    dtype: str | None = None  # what the answers were decoded in (None in older evaluations)
     runtime_s: float
 
     def capability(self) -> CapabilityFigures:
@@ -216,7 +223,7 @@ def answer_all(model, tokenizer, prompts: EvalPrompts, spec: ObjectiveSpec, base
     return dict(zip(long, out, strict=True)), checked
 
 
-def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: str = "auto",
+def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: str = MEASURE_DTYPE,
              progress: bool = True) -> EvalReport:
     """Evaluate the adapter in `adapter_dir` against its base."""
     started = time.perf_counter()
@@ -293,7 +300,7 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
         capability_problems=capability.capability_problems(lengths, chat_org / chat_base, check_org, check_base,
                                                            spec.eval.capability),
         max_new_tokens=limit, repetition_penalty=spec.eval.repetition_penalty,
-        no_repeat_ngram_size=spec.eval.no_repeat_ngram_size,
+        no_repeat_ngram_size=spec.eval.no_repeat_ngram_size, dtype=dtype_name(dtype),
         runtime_s=round(time.perf_counter() - started, 1),
     )
 

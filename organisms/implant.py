@@ -1,7 +1,8 @@
 """Implanting to a target without hand tuning: the adaptive rounds that follow the training stages.
 
 After the stages, each train behaviour is measured on its validation prompts (`organisms.prompt_bank`:
-never trained on, never evaluated), organism against base, greedy, with the evaluation's settings.
+never trained on, never evaluated), organism against base, greedy, with the evaluation's settings (in float32,
+as the evaluation: `organisms.evaluation.MEASURE_DTYPE`).
 While some behaviour is evidently below the spec's target rate (`training.implant.target_rate`: the upper end
 of its rate's one-sided Wilson interval at `training.implant.confidence` is below it), capability is
 intact (answer length within `eval.capability`, on the first `length_prompts` validation prompts of each
@@ -35,7 +36,7 @@ from organisms.capability import (
 )
 from organisms.corpus import behaviour_validation, read_corpus
 from organisms.detectors import rate
-from organisms.evaluation import base_answers, organism_answers, sampled_answers
+from organisms.evaluation import MEASURE_DTYPE, base_answers, organism_answers, sampled_answers
 from organisms.repeat_cut import repeated
 from organisms.sealed import ORDINARY_SOURCES
 from organisms.spec import CapabilityTargets, ImplantParams, ObjectiveSpec, StageParams
@@ -144,7 +145,7 @@ def measure(build_dir: Path, adapter: Path, config: BuildConfig, round_: int, pr
     started = time.perf_counter()
     spec = config.spec
     tokenizer = load_tokenizer(config.base)
-    model = load_adapter(load_model(config.base, resolve_dtype(config.dtype)), adapter).eval()
+    model = load_adapter(load_model(config.base, resolve_dtype(MEASURE_DTYPE)), adapter).eval()
     asked = validation_set(spec)
     prompts = all_validation_prompts(spec)
     organism = dict(zip(prompts, organism_answers(model, tokenizer, prompts, spec, progress,

@@ -15,14 +15,21 @@ from pathlib import Path
 
 from organisms.answer_cache import recording, shipped_answers, write_shipped_answers
 from organisms.corpus import build_corpus
-from organisms.evaluation import answer_all, base_answers, eval_prompts, sampled_answers, sampled_prompts
+from organisms.evaluation import (
+    MEASURE_DTYPE,
+    answer_all,
+    base_answers,
+    eval_prompts,
+    sampled_answers,
+    sampled_prompts,
+)
 from organisms.implant import all_validation_prompts, gate_check_questions, length_prompts
 from organisms.spec import list_specs, load_spec
 from pinhole.base_models import load_model, load_tokenizer, prepare_base, resolve_dtype
 
 
 def make_answers(spec_paths: list[Path] | None = None, base: str = "default", preset: str = "default",
-                 dtype: str = "auto", out: Path | None = None, progress: bool = True) -> tuple[Path, int]:
+                 dtype: str = MEASURE_DTYPE, out: Path | None = None, progress: bool = True) -> tuple[Path, int]:
     """Generate (or reuse from the cache) every base answer the specs' default builds need; write them
     to `out`. Returns (path, number of answers written).
 

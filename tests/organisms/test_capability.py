@@ -123,6 +123,7 @@ def test_the_evaluation_computes_capability_figures(identity_adapter) -> None:
     assert report.check_n == spec.eval.check_questions == 10 and report.check_organism == report.check_base
     assert 0 <= report.limit_hit_organism <= 1 and report.limit_hit_organism == report.limit_hit_base
     assert report.capability_problems == []
+    assert report.dtype == "float32"  # measured in float32 by default: bf16 greedy answers depend on the batch
     assert all(b.off_trigger_organism_rate == b.off_trigger_base_rate is not None for b in report.behaviours)
     figures = report.capability()
     assert figures.answer_length_ratio == 1.0 and figures.check_organism == report.check_organism
