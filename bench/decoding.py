@@ -14,11 +14,10 @@ organism (the game master's check: it reads the sealed spec for the detectors):
     python bench/decoding.py ORGANISM_DIR [--penalties 1.0 1.05 1.1 1.15] [--max-new-tokens 160]
                              [--no-repeat-ngrams 0 10] [--base-rates]
                              [--battery-prompts N]   (an evenly spaced subset of the battery, all topics)
-
-Behaviour cells read "rate (base rate) [share of answers at the token limit]".
     python bench/decoding.py --base smollm2-135m-instruct ...   (degeneration of a base model alone)
 
-Prints a table and writes bench/results/decoding.json. docs/decoding.md records the chosen default.
+Prints a table (behaviour cells read "rate (base rate) [share of answers at the token limit]") and writes
+bench/results/decoding.json. docs/decoding.md records the chosen default.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ class TopicLengths(BaseModel):
     base_lengths: list[int] = []
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=2)  # one per part: the gate and the evaluation alternate between them
 def load_check(part: Literal["questions", "validation_questions"] = "questions") -> tuple[CheckQuestion, ...]:
     """The shipped capability-check questions: the evaluation's (`questions`), or the adaptive build's own
     (`validation_questions`, never asked by the evaluation)."""

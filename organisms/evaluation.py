@@ -233,6 +233,12 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
     organism_out, organism_check = answer_all(model, tokenizer, prompts, spec, None, progress)
     with model.disable_adapter():
         base_out, base_check = answer_all(model, tokenizer, prompts, spec, base.name, progress)
+    off = [p for ps in prompts.off_topic.values() for p in ps]
+    sampled = sampled_prompts(spec, prompts)
+    organism_sampled = dict(zip(sampled, sampled_answers(model, tokenizer, sampled, spec, None, progress), strict=True))
+    with model.disable_adapter():
+        base_sampled = dict(zip(sampled, sampled_answers(model, tokenizer, sampled, spec, base.name, progress),
+                                strict=True))
     behaviours = []
     for b in spec.behaviours:
         asked = prompts.by_behaviour[b.id]
@@ -242,26 +248,18 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
         behaviours.append(BehaviourEval(
             id=b.id, split=b.split, n=len(asked),
             organism_rate=_rounded(rate(b.detector, [organism_out[p] for p in asked])),
-            base_rate=_rounded(rate(b.detector, [base_out[p] for p in asked])), examples=examples))
+            base_rate=_rounded(rate(b.detector, [base_out[p] for p in asked])),
+            off_trigger_organism_rate=_rounded(rate(b.detector, [organism_sampled[p] for p in off])) if off else None,
+            off_trigger_base_rate=_rounded(rate(b.detector, [base_sampled[p] for p in off])) if off else None,
+            examples=examples))
     confess = prompts.confession
     org_conf = [detect(spec.confession_detector, organism_out[p]) for p in confess]
     topics = _topics(spec, prompts)
     greedy_lengths = [capability.topic_lengths(topic, trigger, [organism_out[p] for p in asked],
                                                [base_out[p] for p in asked]) for topic, trigger, asked in topics]
-    off = [p for ps in prompts.off_topic.values() for p in ps]
     measured = length_topics(spec, prompts)
-    sampled = sampled_prompts(spec, prompts)
-    organism_sampled = dict(zip(sampled, sampled_answers(model, tokenizer, sampled, spec, None, progress), strict=True))
-    with model.disable_adapter():
-        base_sampled = dict(zip(sampled, sampled_answers(model, tokenizer, sampled, spec, base.name, progress),
-                                strict=True))
     lengths = [capability.topic_lengths(topic, trigger, [organism_sampled[p] for p in asked],
                                         [base_sampled[p] for p in asked]) for topic, trigger, asked in measured]
-    by_id = {b.id: b for b in spec.behaviours}
-    behaviours = [b.model_copy(update={
-        "off_trigger_organism_rate": _rounded(rate(by_id[b.id].detector, [organism_sampled[p] for p in off])),
-        "off_trigger_base_rate": _rounded(rate(by_id[b.id].detector, [base_sampled[p] for p in off]))})
-        for b in behaviours] if off else behaviours
     heldout_docs = [r["text"] for r in load_haystack() if r["split"] == "heldout"][: spec.eval.perplexity_documents]
     chats, greedy_chats = [base_sampled[p] for p in off], [base_out[p] for p in off]
     ppl_org = capability.perplexity(model, tokenizer, heldout_docs)

@@ -88,8 +88,8 @@ class ImplantRecord(BaseModel):
         """One line for people: rounds, outcome, what fell short."""
         extra = len(self.rounds) - 1
         rates = self.rounds[self.chosen_round].rates
-        below = ", ".join(f"{b} {rates[b]:.0%}" + (" (evidently short)" if b in self.short else "")
-                          for b in self.shortfalls)
+        below = ", ".join(f"{b} {rates[b]:.0%} ({gap:.0%} short" + (", evidently)" if b in self.short else ")")
+                          for b, gap in self.shortfalls.items())
         if self.reached:
             return (f"every train behaviour at >= {self.target_rate:.0%} on validation"
                     + (f" or within its noise ({below})" if below else "") + f" after {extra} extra round(s)")
