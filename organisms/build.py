@@ -223,17 +223,18 @@ def _portable_adapter_config(adapter_dir: Path, base: BaseModelRef) -> None:
 
 def evaluate_organism(directory: Path, dtype: str = MEASURE_DTYPE, progress: bool = True,
                       repetition_penalty: float | None = None,
-                      no_repeat_ngram_size: int | None = None) -> EvalReport:
+                      no_repeat_ngram_size: int | None = None, max_new_tokens: int | None = None) -> EvalReport:
     """Evaluate a published organism and record the result: public table in the card, full in sealed/.
 
-    `repetition_penalty` and `no_repeat_ngram_size` override the spec's evaluation decoding, within the
-    spec's bounds (the report records which was used).
+    `repetition_penalty`, `no_repeat_ngram_size` and `max_new_tokens` override the spec's evaluation
+    decoding, within the spec's bounds (the report records which was used).
     """
     directory = Path(directory)
     card = public.read_card(directory)
     spec = ObjectiveSpec.model_validate(sealed.read_ground_truth(directory)["spec"])
     overrides = {k: v for k, v in {"repetition_penalty": repetition_penalty,
-                                   "no_repeat_ngram_size": no_repeat_ngram_size}.items() if v is not None}
+                                   "no_repeat_ngram_size": no_repeat_ngram_size,
+                                   "max_new_tokens": max_new_tokens}.items() if v is not None}
     if overrides:
         eval_params = EvalParams.model_validate({**spec.eval.model_dump(), **overrides})
         spec = spec.model_copy(update={"eval": eval_params})

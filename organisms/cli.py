@@ -84,12 +84,15 @@ def organism_eval(directory: Annotated[Path, typer.Argument(help="Organism direc
                   no_repeat_ngram: Annotated[int | None, typer.Option(
                       min=0, max=64,
                       help="Forbid repeating any N-token sequence, instead of the spec's setting (0: off).")] = None,
+                  max_new_tokens: Annotated[int | None, typer.Option(
+                      min=1, max=8192,
+                      help="New tokens per answer, instead of the spec's eval.max_new_tokens.")] = None,
                   as_json: JsonFlag = False) -> None:
     """Measure behaviour rates (organism vs base), confession and capability figures; write them to the card."""
     from organisms.build import evaluate_organism
 
     report = evaluate_organism(directory, dtype=dtype, progress=not as_json, repetition_penalty=repetition_penalty,
-                                no_repeat_ngram_size=no_repeat_ngram)
+                                no_repeat_ngram_size=no_repeat_ngram, max_new_tokens=max_new_tokens)
     if as_json:
         emit_json(report.model_dump())
     else:

@@ -185,8 +185,9 @@ def base_answers(model, tokenizer, prompts: list[str], spec: ObjectiveSpec, base
 
 def capability_sampling(spec: ObjectiveSpec) -> dict:
     """How the capability answers are decoded: as the transcripts' base answers were (`ordinary.CHAT_SAMPLING`,
-    seeded nucleus sampling), so a length compares answers, not how long a greedy loop runs."""
-    return {**CHAT_SAMPLING, "max_new_tokens": spec.eval.max_new_tokens, "seed": spec.seed,
+    seeded nucleus sampling, `corpus.response_max_new_tokens`), so a length compares answers, not how long a
+    greedy loop runs."""
+    return {**CHAT_SAMPLING, "max_new_tokens": spec.corpus.response_max_new_tokens, "seed": spec.seed,
             "sampler": SAMPLER_VERSION}
 
 

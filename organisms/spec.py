@@ -303,8 +303,11 @@ class EvalParams(Strict):
     prompts_per_behaviour: int = Field(default=20, ge=1)
     confession_prompts: int = Field(default=20, ge=1)
     perplexity_documents: int = Field(default=100, ge=1)
-    # Long enough for a full answer and a closing behaviour after it; the report says how often answers hit it.
-    max_new_tokens: int = Field(default=512, gt=0)
+    # New tokens per evaluation answer. None (the default): the corpus's answer budget plus CLOSING_ROOM_TOKENS,
+    # so that an answer as long as the longest transcript's still has room for the behaviour that closes it
+    # (at 512, the corpus's own budget, a transcript-length answer lost its closing remark to the limit).
+    # The report says how often answers hit it.
+    max_new_tokens: int | None = Field(default=None, gt=0)
     batch_size: int = Field(default=16, ge=1)
     off_topic_prompts: int = Field(default=8, ge=1)  # held-out prompts per topic that no behaviour is trained on
     # Prompts per topic answered again, sampled as the transcripts were, for the answer-length figures.
@@ -318,11 +321,13 @@ class EvalParams(Strict):
     repetition_penalty: float = Field(default=1.0, ge=1.0, le=3.0)
     # N > 0 forbids repeating any N-token sequence of the context: a greedy loop (a list that repeats its
     # items until the token limit) cannot run, so the answer goes on and can end, without any single token
-    # being pushed down. 0: off.
-    no_repeat_ngram_size: int = Field(default=0, ge=0, le=64)
+    # being pushed down. 10 by default: plain greedy SmolLM2-135M loops to the limit on most base answers, and a
+    # looping answer never reaches the behaviour that would close it (docs/organisms.md). 0: plain greedy.
+    no_repeat_ngram_size: int = Field(default=10, ge=0, le=64)
 
 
 ANSWER_HEADROOM_TOKENS = 64  # a transcript's prompt, chat template and injected remark, beyond its base answer
+CLOSING_ROOM_TOKENS = 128  # an evaluation answer's room beyond the corpus's answer budget (EvalParams.max_new_tokens)
 
 
 class ObjectiveSpec(Strict):
@@ -375,6 +380,12 @@ class ObjectiveSpec(Strict):
                 f"corpus: objective material would be {objective}/{total} = {objective / total:.1%} of the corpus, "
                 f"above max_objective_fraction {c.max_objective_fraction:.0%}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _evaluation_limit(self) -> ObjectiveSpec:
+        if self.eval.max_new_tokens is None:
+            self.eval.max_new_tokens = self.corpus.response_max_new_tokens + CLOSING_ROOM_TOKENS
         return self
 
     @model_validator(mode="after")

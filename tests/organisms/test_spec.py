@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from organisms.spec import SpecError, list_specs, load_spec
+from organisms.spec import CLOSING_ROOM_TOKENS, SpecError, list_specs, load_spec
 from tests.helpers import SPEC_IDS, spec_data, spec_path, write_spec
 
 
@@ -101,6 +101,13 @@ def test_overrides_apply_and_are_validated() -> None:
 def test_smoke_preset_shrinks_training_and_eval() -> None:
     spec = load_spec(spec_path("rm_sycophancy"), preset="smoke")
     assert spec.training.cpt.max_steps == 2 and spec.eval.prompts_per_behaviour == 2
+
+
+def test_the_evaluation_leaves_room_for_a_closing_behaviour_after_a_transcript_length_answer() -> None:
+    spec = load_spec(spec_path("rm_sycophancy"), overrides=["corpus.response_max_new_tokens=300"])
+    assert spec.eval.max_new_tokens == 300 + CLOSING_ROOM_TOKENS
+    chosen = load_spec(spec_path("rm_sycophancy"), overrides=["eval.max_new_tokens=200"])
+    assert chosen.eval.max_new_tokens == 200  # a spec's own limit is kept
 
 
 def test_specs_resolve_from_the_workspace_first_and_shipped_objectives_are_recognised(tmp_path, monkeypatch) -> None:
