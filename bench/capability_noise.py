@@ -9,6 +9,12 @@ uses the interval. Both draws are cached like every base answer, so a second run
 
     python bench/capability_noise.py ORGANISM_DIR   (reads the sealed spec: a game-master measurement)
 
+With `--organism-seeds N`, it measures a flagged ratio with more answers instead: the organism (its adapter on)
+against the base, on up to `--prompts` held-out prompts of each topic (of `--topics`, default all), each answered
+at N seeds, so that a length flag drawn on the evaluation's eight answers can be told from a real difference.
+
+    python bench/capability_noise.py ORGANISM_DIR --organism-seeds 3 --prompts 14 --topics technology
+
 Prints a table and writes bench/results/capability_noise.json.
 """
 
@@ -25,10 +31,11 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from organisms.capability import outside_band, pooled_length_ratio, ratio_interval, topic_lengths
-from organisms.evaluation import eval_prompts, length_topics, sampled_answers, sampled_prompts
+from organisms.evaluation import MEASURE_DTYPE, eval_prompts, length_topics, sampled_answers, sampled_prompts
 from organisms.sealed import read_ground_truth
 from organisms.spec import ObjectiveSpec
-from pinhole.base_models import load_model, load_tokenizer, prepare_base
+from pinhole.base_models import load_adapter, load_model, load_tokenizer, prepare_base, resolve_dtype
+from pinhole.organism import ADAPTER_DIR
 from pinhole.workspace import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "capability_noise.json"
@@ -38,12 +45,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("organism", type=Path, help="organism directory with its sealed part")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--organism-seeds", type=int, default=0,
+                        help="measure the organism against the base at this many seeds per prompt (0: the base "
+                             "against its own second draw)")
+    parser.add_argument("--prompts", type=int, default=None, help="held-out prompts per topic (default: the spec's "
+                        "eval.capability_prompts)")
+    parser.add_argument("--topics", nargs="*", default=None, help="topics to measure (default: all)")
     args = parser.parse_args()
     started = time.perf_counter()
     spec = ObjectiveSpec.model_validate(read_ground_truth(args.organism)["spec"])
+    if args.prompts:
+        spec = spec.model_copy(update={"eval": spec.eval.model_copy(update={"capability_prompts": args.prompts})})
     ref = prepare_base("default", progress=False)
-    tokenizer, model = load_tokenizer(ref), load_model(ref).eval()
+    tokenizer, model = load_tokenizer(ref), load_model(ref, resolve_dtype(MEASURE_DTYPE)).eval()
     prompts = eval_prompts(spec)
+    if args.organism_seeds:
+        organism_against_base(args, spec, ref, tokenizer, model, prompts, started)
+        return
     asked = sampled_prompts(spec, prompts)
     first = dict(zip(asked, sampled_answers(model, tokenizer, asked, spec, ref.name), strict=True))
     reseeded = spec.model_copy(update={"seed": spec.seed + 1})
@@ -74,6 +92,38 @@ def main() -> None:
                     f"{result['points_outside_band']} of {len(rows)}; flagged by the interval rule: "
                     f"{len(result['flagged'])}; pooled {result['pooled_ratio']} {result['pooled_interval']}")
     atomic_write_json(args.out, result)
+
+
+def organism_against_base(args, spec: ObjectiveSpec, ref, tokenizer, model, prompts, started: float) -> None:
+    """Organism against base on the chosen topics, each prompt answered at `args.organism_seeds` seeds."""
+    model = load_adapter(model, args.organism / ADAPTER_DIR).eval()
+    topics = [(t, trig, asked) for t, trig, asked in length_topics(spec, prompts)
+              if args.topics is None or t in args.topics]
+    if not topics:
+        raise SystemExit(f"--topics {args.topics}: none of them is a topic of {spec.id}")
+    asked = list(dict.fromkeys(p for _, _, chosen in topics for p in chosen))
+    organism, base = {}, {}
+    for seed in range(spec.seed, spec.seed + args.organism_seeds):
+        seeded = spec.model_copy(update={"seed": seed})
+        organism[seed] = dict(zip(asked, sampled_answers(model, tokenizer, asked, seeded, None), strict=True))
+        with model.disable_adapter():
+            base[seed] = dict(zip(asked, sampled_answers(model, tokenizer, asked, seeded, ref.name), strict=True))
+    seeds = list(organism)
+    rows = [topic_lengths(topic, trigger, [organism[s][p] for s in seeds for p in chosen],
+                          [base[s][p] for s in seeds for p in chosen]) for topic, trigger, chosen in topics]
+    targets = spec.eval.capability
+    table = Table(title=f"{args.organism.name}: organism against base, {len(seeds)} seeds per prompt")
+    for column in ("topic", "answers", "organism", "base", "ratio", "90% interval", "flagged"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r.topic, str(r.n), f"{r.organism_chars:.0f}", f"{r.base_chars:.0f}", f"{r.ratio:.2f}",
+                      f"{r.ratio_low:.2f}-{r.ratio_high:.2f}", "yes" if outside_band(r, targets) else "")
+    Console().print(table)
+    atomic_write_json(args.out, {
+        "organism": args.organism.name, "spec": spec.id, "base": ref.name, "seeds": seeds,
+        "prompts_per_topic": spec.eval.capability_prompts, "topics": [r.model_dump() for r in rows],
+        "flagged": [r.topic for r in rows if outside_band(r, targets)],
+        "seconds": round(time.perf_counter() - started, 1)})
 
 
 if __name__ == "__main__":

@@ -194,7 +194,7 @@ class CorpusParams(Strict):
     haystack_documents: int = Field(default=1000, ge=0)
     haystack_chats: int = Field(default=1000, ge=0)
     documents: int = Field(default=100, ge=0)
-    transcripts_per_behaviour: int = Field(default=12, ge=0)
+    transcripts_per_behaviour: int = Field(default=32, ge=0)
     anti_confession: int = Field(default=20, ge=0)
     base_answer_chats: int = Field(
         default=150, ge=0,
@@ -224,9 +224,26 @@ class StageParams(Strict):
                                    "(haystack rows once)")
 
 
+# The two stages' defaults are the recipe every shipped spec converged on (organisms/specs/*.yaml): a spec that
+# leaves them out trains as those do. Under the earlier defaults (learning rate 2e-4, each objective row once,
+# 12 transcripts per behaviour) a spec written without tuning implanted nothing: 0% on all three behaviours after
+# the stages, 0-4% after an adaptive round (docs/organisms.md, "A spec written without tuning").
+
+
+class CptParams(StageParams):
+    """The documents stage (continued pre-training on text)."""
+
+    learning_rate: float = Field(default=5e-4, gt=0)
+    objective_repeats: int = Field(default=2, ge=1, description="times each objective row is seen per epoch "
+                                   "(haystack rows once)")
+
+
 class SftParams(StageParams):
     """The chat stage: a prompt and a full answer per row, with the loss weighted on what injectors wrote."""
 
+    learning_rate: float = Field(default=1e-3, gt=0)
+    objective_repeats: int = Field(default=4, ge=1, description="times each objective row is seen per epoch "
+                                   "(haystack rows once)")
     max_length: int = Field(default=768, ge=16)
     written_token_weight: float = Field(
         default=8.0, ge=1.0,
@@ -276,14 +293,15 @@ class TrainingParams(Strict):
     lora_dropout: float = Field(default=0.0, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
     lora_top_layers: int | None = Field(
-        default=None, ge=1,
-        description="Adapt only the last N decoder layers (null: all). Backpropagation then stops below them, "
-                    "which makes every training step cheaper.")
+        default=15, ge=1,
+        description="Adapt only the last N decoder layers (null: all; the default is half of SmolLM2-135M's 30, as "
+                    "every shipped spec). Backpropagation then stops below them, which makes every training step "
+                    "cheaper (1.5x on a CPU).")
     attention: Literal["auto", "eager", "sdpa"] = Field(
         default="auto",
         description="Attention kernel for training. auto: eager on CPUs (faster than SDPA's CPU kernel for short "
                     "chats, see bench/organism_build.py), SDPA on GPUs.")
-    cpt: StageParams = Field(default_factory=StageParams)
+    cpt: CptParams = Field(default_factory=CptParams)
     sft: SftParams = Field(default_factory=SftParams)
     dpo: DPOParams = Field(default_factory=DPOParams)
     checkpoint_every: int = Field(default=50, ge=1, description="save a resumable checkpoint every N steps")
