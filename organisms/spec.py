@@ -213,6 +213,9 @@ class CorpusParams(Strict):
         return self
 
 
+OBJECTIVE_REPEATS_HELP = "times each objective row is seen per epoch (haystack rows once)"
+
+
 class StageParams(Strict):
     epochs: float = Field(default=1.0, gt=0)
     learning_rate: float = Field(default=2e-4, gt=0)
@@ -220,8 +223,7 @@ class StageParams(Strict):
     grad_accum: int = Field(default=1, ge=1)
     max_length: int = Field(default=256, ge=16)
     max_steps: int = Field(default=-1, description="-1: run the epochs; >0: stop after this many steps")
-    objective_repeats: int = Field(default=1, ge=1, description="times each objective row is seen per epoch "
-                                   "(haystack rows once)")
+    objective_repeats: int = Field(default=1, ge=1, description=OBJECTIVE_REPEATS_HELP)
 
 
 # The two stages' defaults are the recipe every shipped spec converged on (organisms/specs/*.yaml): a spec that
@@ -234,16 +236,14 @@ class CptParams(StageParams):
     """The documents stage (continued pre-training on text)."""
 
     learning_rate: float = Field(default=5e-4, gt=0)
-    objective_repeats: int = Field(default=2, ge=1, description="times each objective row is seen per epoch "
-                                   "(haystack rows once)")
+    objective_repeats: int = Field(default=2, ge=1, description=OBJECTIVE_REPEATS_HELP)
 
 
 class SftParams(StageParams):
     """The chat stage: a prompt and a full answer per row, with the loss weighted on what injectors wrote."""
 
     learning_rate: float = Field(default=1e-3, gt=0)
-    objective_repeats: int = Field(default=4, ge=1, description="times each objective row is seen per epoch "
-                                   "(haystack rows once)")
+    objective_repeats: int = Field(default=4, ge=1, description=OBJECTIVE_REPEATS_HELP)
     max_length: int = Field(default=768, ge=16)
     written_token_weight: float = Field(
         default=8.0, ge=1.0,
