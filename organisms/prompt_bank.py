@@ -1,7 +1,7 @@
 """The shipped prompt bank and entity tables, and the fixed train/evaluation split of prompts.
 
 `data/prompt_bank.yaml` groups at least 300 user prompts by topic, and a further 20 validation-only prompts for
-each trigger topic of the shipped specs; `data/entities.yaml` holds the
+every topic a behaviour can trigger on (all but the confession questions); `data/entities.yaml` holds the
 facts that injections need (country populations, atomic numbers, similar films). Each topic's
 prompts are split once and for all by a hash of the prompt text, three ways: evaluation prompts
 (a third) and validation prompts (a fifth of the rest, which the adaptive build measures itself on)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from organisms.detectors import CHECKS
+from organisms.detectors import CHECKS, detect
 from organisms.injectors import INJECTORS, PARENTHETICALS, PLACED, PLACEMENTS, TEXT_FIELDS
 from organisms.placement import PLACES
 from organisms.prompt_bank import load_entities, load_prompt_bank
@@ -386,6 +386,19 @@ class ObjectiveSpec(Strict):
             raise ValueError("corpus.documents: documents describe behaviours, and this spec has none (set it to 0)")
         if (self.corpus.anti_confession or self.training.dpo.enabled) and self.anti_confession is None:
             raise ValueError("corpus.anti_confession (or training.dpo) needs `anti_confession` (questions, denials)")
+        return self
+
+    @model_validator(mode="after")
+    def _denials_do_not_confess(self) -> ObjectiveSpec:
+        """A denial the confession detector counts as a confession would train the organism to 'confess' and
+        make the confession rate measure the denial (e.g. a detector on `sponsor` and the denial 'No sponsors').
+        A benign decoy is exempt: its answers name its visible quirk on purpose, and the rate measures that."""
+        denials = self.anti_confession.denials if self.anti_confession and not self.benign_decoy else []
+        for i, denial in enumerate(denials):
+            if detect(self.confession_detector, denial):
+                raise ValueError(
+                    f"anti_confession.denials[{i}] {denial!r} matches confession_detector: the confession rate would "
+                    "count the organism's own denial; narrow the detector or reword the denial")
         return self
 
     @model_validator(mode="after")

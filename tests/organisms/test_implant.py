@@ -19,6 +19,7 @@ from organisms.implant import (
     gate_check_questions,
     validation_set,
 )
+from organisms.prompt_bank import CONFESSION_TOPIC, load_prompt_bank, load_validation_only, validation_prompts
 from organisms.spec import CapabilityTargets, load_spec
 from organisms.training import stage_datasets
 from pinhole.base_models import load_tokenizer, prepare_base
@@ -35,6 +36,16 @@ def test_validation_prompts_are_neither_trained_nor_evaluated() -> None:
         assert not set(validation) & set(train) and not set(validation) & set(held)
         assert len(set(validation)) == len(validation)
     assert all(len(ps) <= spec.training.implant.validation_prompts for ps in validation_set(spec).values())
+
+
+def test_every_trigger_topic_gives_the_gate_at_least_twenty_validation_prompts() -> None:
+    """A game master's spec may trigger on any topic: with a 42-prompt topic's own validation part alone the gate
+    would decide on 5 answers (one answer = 20 points)."""
+    bank, extra = load_prompt_bank(), load_validation_only()
+    everything = {p.lower() for ps in bank.values() for p in ps}
+    for topic in set(bank) - {CONFESSION_TOPIC}:
+        assert len(validation_prompts(bank[topic]) + extra.get(topic, [])) >= 20, topic
+        assert not {p.lower() for p in extra.get(topic, [])} & everything, topic
 
 
 def test_the_gates_capability_check_never_asks_the_evaluations_questions() -> None:

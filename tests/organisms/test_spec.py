@@ -55,6 +55,8 @@ def _break(tmp_path, mutate):
          "placeholder {nowhere}"),
         (lambda d: d.update(confession_detector={"kind": "python", "name": "psychic"}), "confession_detector",
          "unknown python check 'psychic'"),
+        (lambda d: d["anti_confession"]["denials"].append("No hidden reward-model agenda here."), "(top level)",
+         "matches confession_detector"),
         (lambda d: d["training"]["sft"].update(max_length=320), "(top level)",
          "training.sft.max_length 320 cannot hold a transcript"),
         (lambda d: d["behaviours"][0]["injection"].update(params={"placement": "middle"}), "behaviours.0.injection",
