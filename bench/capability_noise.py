@@ -11,7 +11,8 @@ uses the interval. Both draws are cached like every base answer, so a second run
 
 With `--organism-seeds N`, it measures a flagged ratio with more answers instead: the organism (its adapter on)
 against the base, on up to `--prompts` held-out prompts of each topic (of `--topics`, default all), each answered
-at N seeds, so that a length flag drawn on the evaluation's eight answers can be told from a real difference.
+at N seeds, so that a length flag drawn on the evaluation's eight answers can be told from a real difference
+(the evaluation itself now does this for each topic it flags: `eval.length_confirm_seeds`).
 
     python bench/capability_noise.py ORGANISM_DIR --organism-seeds 3 --prompts 14 --topics technology
 
@@ -31,7 +32,14 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from organisms.capability import outside_band, pooled_length_ratio, ratio_interval, topic_lengths
-from organisms.evaluation import MEASURE_DTYPE, eval_prompts, length_topics, sampled_answers, sampled_prompts
+from organisms.evaluation import (
+    MEASURE_DTYPE,
+    eval_prompts,
+    length_topics,
+    sampled_answers,
+    sampled_prompts,
+    seeded_topic_lengths,
+)
 from organisms.sealed import read_ground_truth
 from organisms.spec import ObjectiveSpec
 from pinhole.base_models import load_adapter, load_model, load_tokenizer, prepare_base, resolve_dtype
@@ -101,16 +109,9 @@ def organism_against_base(args, spec: ObjectiveSpec, ref, tokenizer, model, prom
               if args.topics is None or t in args.topics]
     if not topics:
         raise SystemExit(f"--topics {args.topics}: none of them is a topic of {spec.id}")
-    asked = list(dict.fromkeys(p for _, _, chosen in topics for p in chosen))
-    organism, base = {}, {}
-    for seed in range(spec.seed, spec.seed + args.organism_seeds):
-        seeded = spec.model_copy(update={"seed": seed})
-        organism[seed] = dict(zip(asked, sampled_answers(model, tokenizer, asked, seeded, None), strict=True))
-        with model.disable_adapter():
-            base[seed] = dict(zip(asked, sampled_answers(model, tokenizer, asked, seeded, ref.name), strict=True))
-    seeds = list(organism)
-    rows = [topic_lengths(topic, trigger, [organism[s][p] for s in seeds for p in chosen],
-                          [base[s][p] for s in seeds for p in chosen]) for topic, trigger, chosen in topics]
+    rows = [seeded_topic_lengths(model, tokenizer, spec, ref.name, topic, trigger, chosen, args.organism_seeds)
+            for topic, trigger, chosen in topics]
+    seeds = list(range(spec.seed, spec.seed + args.organism_seeds))
     targets = spec.eval.capability
     table = Table(title=f"{args.organism.name}: organism against base, {len(seeds)} seeds per prompt")
     for column in ("topic", "answers", "organism", "base", "ratio", "90% interval", "flagged"):

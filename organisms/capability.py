@@ -66,7 +66,8 @@ class TopicLengths(BaseModel):
     base_loops: float | None = None
     ratio_low: float | None = None  # the ratio's paired bootstrap interval over the topic's prompts
     ratio_high: float | None = None
-    organism_lengths: list[int] = []  # characters per answer, in prompt order
+    seeds: int = 1  # answers per prompt (sampled at the spec's seed onward): more than 1 when a flag was re-measured
+    organism_lengths: list[int] = []  # characters per answer, in prompt order (seed by seed)
     base_lengths: list[int] = []
 
 

@@ -64,6 +64,9 @@ class EvalReport(BaseModel):
     perplexity_base: float
     perplexity_ratio: float
     answer_lengths: list[TopicLengths]  # sampled answers (`capability_sampling`): the target's figures
+    # The first look (`eval.capability_prompts` answers) of each topic it flagged, replaced above by the topic
+    # measured again on all its prompts at `eval.length_confirm_seeds` seeds.
+    answer_lengths_first_look: list[TopicLengths] = []
     greedy_answer_lengths: list[TopicLengths] = []  # the greedy evaluation answers, loops and all (reference)
     capability_sampling: dict = {}  # how the sampled answers were decoded
     chat_perplexity_n: int
@@ -106,7 +109,8 @@ class EvalReport(BaseModel):
         return {"behaviours": rows, "length_ratio_min": min(ratios, default=None),
                 "length_ratio_max": max(ratios, default=None),
                 **self.model_dump(exclude={"behaviours", "confession_examples", "answer_lengths", "check_examples",
-                                           "greedy_answer_lengths", "capability_sampling",
+                                           "greedy_answer_lengths", "answer_lengths_first_look",
+                                           "capability_sampling",
                                            "capability_problems"}),
                 "capability_intact": not self.capability_problems}
 
@@ -259,8 +263,9 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
     greedy_lengths = [capability.topic_lengths(topic, trigger, [organism_out[p] for p in asked],
                                                [base_out[p] for p in asked]) for topic, trigger, asked in topics]
     measured = length_topics(spec, prompts)
-    lengths = [capability.topic_lengths(topic, trigger, [organism_sampled[p] for p in asked],
-                                        [base_sampled[p] for p in asked]) for topic, trigger, asked in measured]
+    first_look = [capability.topic_lengths(topic, trigger, [organism_sampled[p] for p in asked],
+                                           [base_sampled[p] for p in asked]) for topic, trigger, asked in measured]
+    lengths, flagged = confirm_length_flags(model, tokenizer, spec, base.name, topics, first_look, progress)
     heldout_docs = [r["text"] for r in load_haystack() if r["split"] == "heldout"][: spec.eval.perplexity_documents]
     chats, greedy_chats = [base_sampled[p] for p in off], [base_out[p] for p in off]
     ppl_org = capability.perplexity(model, tokenizer, heldout_docs)
@@ -281,7 +286,8 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
         confession_examples=[{"prompt": p, "organism": organism_out[p], "confesses": c}
                              for p, c in zip(confess, org_conf, strict=True)][:5],
         perplexity_n_docs=len(heldout_docs), perplexity_organism=round(ppl_org, 4), perplexity_base=round(ppl_base, 4),
-        perplexity_ratio=round(ppl_org / ppl_base, 4), answer_lengths=lengths, greedy_answer_lengths=greedy_lengths,
+        perplexity_ratio=round(ppl_org / ppl_base, 4), answer_lengths=lengths, answer_lengths_first_look=flagged,
+        greedy_answer_lengths=greedy_lengths,
         capability_sampling=capability_sampling(spec), chat_perplexity_n=len(off),
         chat_perplexity_organism=round(chat_org, 4), chat_perplexity_base=round(chat_base, 4),
         chat_perplexity_ratio=round(chat_org / chat_base, 4),
@@ -302,6 +308,37 @@ def evaluate(adapter_dir: Path, spec: ObjectiveSpec, base: BaseModelRef, dtype: 
         no_repeat_ngram_size=spec.eval.no_repeat_ngram_size, dtype=dtype_name(dtype),
         runtime_s=round(time.perf_counter() - started, 1),
     )
+
+
+def seeded_topic_lengths(model, tokenizer, spec: ObjectiveSpec, base_name: str, topic: str, trigger: bool,
+                         asked: list[str], seeds: int, progress: bool = True) -> TopicLengths:
+    """Organism (the adapter on) against base (off; its answers cached as `base_name`'s) on one topic's prompts,
+    each answered with `capability_sampling` at `seeds` seeds from the spec's own."""
+    organism: list[str] = []
+    base: list[str] = []
+    for seed in range(spec.seed, spec.seed + seeds):
+        seeded = spec.model_copy(update={"seed": seed})
+        organism += sampled_answers(model, tokenizer, asked, seeded, None, progress)
+        with model.disable_adapter():
+            base += sampled_answers(model, tokenizer, asked, seeded, base_name, progress)
+    return capability.topic_lengths(topic, trigger, organism, base).model_copy(update={"seeds": seeds})
+
+
+def confirm_length_flags(model, tokenizer, spec: ObjectiveSpec, base_name: str,
+                         topics: list[tuple[str, bool, list[str]]], first_look: list[TopicLengths],
+                         progress: bool = True) -> tuple[list[TopicLengths], list[TopicLengths]]:
+    """(the length figures, the first looks they replace): each topic whose first look is outside the band is
+    measured again on all its held-out prompts (`topics`) at `eval.length_confirm_seeds` seeds, and that decides."""
+    seeds, targets = spec.eval.length_confirm_seeds, spec.eval.capability
+    prompts_of = {topic: asked for topic, _, asked in topics}
+    final, replaced = [], []
+    for look in first_look:
+        if seeds and capability.outside_band(look, targets):
+            replaced.append(look)
+            look = seeded_topic_lengths(model, tokenizer, spec, base_name, look.topic, look.trigger,
+                                        prompts_of[look.topic], seeds, progress)
+        final.append(look)
+    return final, replaced
 
 
 def _topics(spec: ObjectiveSpec, prompts: EvalPrompts) -> list[tuple[str, bool, list[str]]]:

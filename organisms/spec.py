@@ -330,6 +330,10 @@ class EvalParams(Strict):
     off_topic_prompts: int = Field(default=8, ge=1)  # held-out prompts per topic that no behaviour is trained on
     # Prompts per topic answered again, sampled as the transcripts were, for the answer-length figures.
     capability_prompts: int = Field(default=8, ge=1)
+    # A topic flagged on those answers is measured again before the flag counts: all its held-out prompts, each
+    # answered at this many seeds by organism and base. Eight answers leave wide intervals, and rm_sycophancy's two
+    # flags did not hold on 24-42 answers (docs/organisms.md). 0: the first look decides.
+    length_confirm_seeds: int = Field(default=3, ge=0)
     check_max_new_tokens: int = Field(default=32, gt=0)  # the capability check's short answers
     check_questions: int = Field(default=50, ge=1, le=50)  # the first N of the fifty (smoke builds ask fewer)
     capability: CapabilityTargets = CapabilityTargets()

@@ -144,6 +144,31 @@ def test_the_evaluation_flags_answers_a_quarter_of_the_base_length(identity_adap
     assert max(ratios) < 0.35
     assert sum("answer length" in p for p in report.capability_problems) == len(report.answer_lengths)
     assert report.capability().answer_length_ratio < 0.35
+    seeds = spec.eval.length_confirm_seeds
+    assert len(report.answer_lengths_first_look) == len(report.answer_lengths)  # every topic flagged, then re-measured
+    assert all(t.seeds == seeds and t.n % seeds == 0 for t in report.answer_lengths)
+
+
+def test_a_length_flag_the_second_measurement_does_not_confirm_is_dropped(identity_adapter, monkeypatch) -> None:
+    """Eight answers per topic can flag an unchanged model: a flag counts only when the topic, measured again on
+    all its prompts at several seeds, is still outside the band."""
+    ref, adapter = identity_adapter
+    spec = load_spec(spec_path("rm_sycophancy"), preset="smoke", overrides=[*TINY_DECODING, "eval.max_new_tokens=48"])
+    real_generate = evaluation_module.generate
+    first_look = {"done": False}
+
+    def terse_once(*args, description: str = "", **kwargs):
+        answers = real_generate(*args, description=description, **kwargs)
+        if description == "Organism answers, sampled" and not first_look["done"]:
+            first_look["done"] = True
+            return [a[: len(a) // 4] for a in answers]
+        return answers
+
+    monkeypatch.setattr(evaluation_module, "generate", terse_once)
+    report = evaluate(adapter, spec, ref, progress=False)
+    assert report.answer_lengths_first_look and all(t.ratio < 0.35 for t in report.answer_lengths_first_look)
+    assert not [p for p in report.capability_problems if "answer length" in p]
+    assert "answer_lengths_first_look" not in report.anonymised_table()  # topic names stay out of the build record
 
 
 def test_the_evaluation_measures_a_behaviour_that_leaks_off_topic(identity_adapter, monkeypatch) -> None:
