@@ -89,7 +89,11 @@ def behaviour_validation(behaviour: Behaviour) -> list[str]:
     topic's validation part, then the topic's validation-only prompts."""
     if behaviour.trigger_topic is None:
         return validation_prompts(behaviour.trigger_prompts)
-    topic = behaviour.trigger_topic
+    return topic_validation(behaviour.trigger_topic)
+
+
+def topic_validation(topic: str) -> list[str]:
+    """A bank topic's validation prompts: its validation part, then its validation-only prompts."""
     return validation_prompts(load_prompt_bank()[topic]) + load_validation_only().get(topic, [])
 
 

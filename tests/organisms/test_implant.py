@@ -10,7 +10,7 @@ import pytest
 from organisms import sealed
 from organisms.build import build_key, build_organism
 from organisms.capability import load_check, topic_lengths
-from organisms.corpus import behaviour_prompts, behaviour_validation, read_corpus
+from organisms.corpus import behaviour_prompts, behaviour_validation, read_corpus, topic_validation
 from organisms.implant import (
     ImplantRecord,
     boost_messages,
@@ -19,7 +19,7 @@ from organisms.implant import (
     gate_check_questions,
     validation_set,
 )
-from organisms.prompt_bank import CONFESSION_TOPIC, load_prompt_bank, load_validation_only, validation_prompts
+from organisms.prompt_bank import CONFESSION_TOPIC, load_prompt_bank, load_validation_only
 from organisms.spec import CapabilityTargets, load_spec
 from organisms.training import stage_datasets
 from pinhole.base_models import load_tokenizer, prepare_base
@@ -44,7 +44,7 @@ def test_every_trigger_topic_gives_the_gate_at_least_twenty_validation_prompts()
     bank, extra = load_prompt_bank(), load_validation_only()
     everything = {p.lower() for ps in bank.values() for p in ps}
     for topic in set(bank) - {CONFESSION_TOPIC}:
-        assert len(validation_prompts(bank[topic]) + extra.get(topic, [])) >= 20, topic
+        assert len(topic_validation(topic)) >= 20, topic
         assert not {p.lower() for p in extra.get(topic, [])} & everything, topic
 
 
