@@ -1,9 +1,11 @@
 """Benchmark: submissions per second into the game database, one writer against eight, and two processes.
 
-Every submission is one short transaction (open the DuckDB file, check the game and the team's rights,
-insert, commit, close: `game.store`). The run sets up a game on a hand-made organism card in a temporary
-directory, then times `--per-writer` submissions from 1 thread, from 8 threads at once, and from 2
-processes of 4 threads (which wait for each other's file lock), and checks that none was lost or duplicated.
+Every submission is one short transaction (`game.store`: copy the DuckDB file, check the game and the
+team's rights, insert, commit, close, rename the copy over the file). The run sets up a game on a hand-made
+organism card in a temporary directory, then times `--per-writer` submissions from 1 thread, from 8 threads
+at once, and from 2 processes of 4 threads (which wait for each other's lock file), and checks that none
+was lost or duplicated. The same three runs with the store as it was before drafts (DuckDB writing the file
+in place, `bench/store_kills.py`'s `in_place`) give the cost of the copy, in the same run.
 
     python bench/game.py [--per-writer 50]
 Prints a table and writes bench/results/game.json.
@@ -25,8 +27,11 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from store_kills import in_place
+
 from game import games
 from game.report import Report
+from game.store import transaction
 from pinhole.workspace import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "game.json"
@@ -72,16 +77,23 @@ def main() -> None:
     parser.add_argument("--per-writer", type=int, default=50)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        db, token = games.hand_made_game(Path(tmp))
-        rows = [timed(db, token, 1, 1, args.per_writer), timed(db, token, 1, 8, args.per_writer),
-                timed(db, token, 2, 4, args.per_writer)]
+    rows = []
+    for store in ("draft + rename", "in place"):
+        games.transaction = in_place if store == "in place" else transaction
+        with tempfile.TemporaryDirectory() as tmp:
+            db, token = games.hand_made_game(Path(tmp))
+            rows += [{"store": store, **timed(db, token, processes, threads, args.per_writer)}
+                     for processes, threads in ((1, 1), (1, 8), (2, 4))]
+    games.transaction = transaction
     table = Table(title="Submissions into the game database")
-    for column in ("processes x threads", "submissions", "seconds", "per second", "vs 1 writer", "none lost"):
+    for column in ("store", "processes x threads", "submissions", "seconds", "per second", "vs in place",
+                   "none lost"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(f"{row['processes']} x {row['threads']}", str(row["submissions"]), f"{row['seconds']:.2f}",
-                      f"{row['per_second']:.1f}", f"{row['per_second'] / rows[0]['per_second']:.2f}x",
+        same = next(r for r in rows if r["store"] == "in place" and r["threads"] == row["threads"])
+        table.add_row(row["store"], f"{row['processes']} x {row['threads']}", str(row["submissions"]),
+                      f"{row['seconds']:.2f}", f"{row['per_second']:.1f}",
+                      f"{row['per_second'] / same['per_second']:.2f}x",
                       "yes" if row["all_kept"] and row["versions_unique"] else "NO")
     Console().print(table)
     atomic_write_json(args.out, {"rows": rows, "machine": {"platform": platform.platform(),

@@ -1,10 +1,16 @@
-"""The deployment's game database: one DuckDB file in the workspace, opened for one short transaction at a time.
+"""The deployment's game database: one DuckDB file in the workspace, changed only by an atomic rename.
 
-DuckDB lets one process at a time open a file for writing. The game master's CLI and the UI server both
-write (a new team, a submission), so neither keeps the file open: every operation opens it, runs one
-transaction, and closes it. A process that finds the file locked by another retries with back-off for up to
-`LOCK_WAIT_S` seconds, then says who holds it. Inside a process, a lock serialises transactions (DuckDB's
-own per-process instance would otherwise raise write conflicts between threads).
+DuckDB 1.5.5 does not keep its file whole when a writer is killed: writers killed at random points, each
+followed by the next writer opening the file (which replays what the killed one left in DuckDB's
+write-ahead log and checkpoints it), left a file DuckDB could not read (`bench/store_kills.py`,
+docs/performance.md). So no process ever writes the deployment's file in place. A transaction copies
+the file to a draft beside it, runs on the draft, closes it (DuckDB checkpoints the draft), syncs it to
+disk and renames it over the real file. A process killed at any point leaves the last renamed file
+whole; its draft is removed by the next transaction. A transaction that changed nothing leaves the file
+as it was.
+
+One transaction at a time: a lock file (`game.duckdb.lock`) serialises processes, and a lock serialises the
+threads of one process. A process that waits longer than `LOCK_WAIT_S` seconds gets `DatabaseBusy`.
 
 Timestamps are server time in UTC, stored without a zone. The schema is versioned: `MIGRATIONS[n]`
 brings a database from version n to n + 1, in one transaction; `transaction()` applies any missing ones
@@ -14,19 +20,22 @@ first. A database written by a newer Pinhole is refused.
 from __future__ import annotations
 
 import contextlib
-import random
+import os
+import secrets
+import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import filelock
 
 from pinhole.workspace import workspace
 
 DB_FILE = "game.duckdb"
 LOCK_WAIT_S = 30.0
-_process_lock = threading.RLock()
+_process_lock = threading.Lock()
+_held = threading.local()
 
 MIGRATIONS: list[str] = [
     """
@@ -77,7 +86,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class DatabaseBusy(RuntimeError):
-    """Another process kept the game database locked for longer than `LOCK_WAIT_S`."""
+    """Another process held the game database for longer than `LOCK_WAIT_S`."""
+
+
+class DatabaseCorrupt(RuntimeError):
+    """The game database file cannot be read (written by something other than `transaction()`)."""
 
 
 def database_path(root: Path | None = None) -> Path:
@@ -85,40 +98,95 @@ def database_path(root: Path | None = None) -> Path:
     return (root or workspace()) / DB_FILE
 
 
-def _connect(path: Path, wait_s: float) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + wait_s
-    delay = 0.01
-    while True:
+def _draft_glob(path: Path) -> str:
+    return f".{path.name}.*.draft*"
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path, wait_s: float) -> Iterator[None]:
+    """Hold the database for this thread and process; say who waited how long if it cannot be had."""
+    if getattr(_held, "path", None) is not None:
+        raise RuntimeError(f"{path}: a game-database transaction opened inside another one (they would not see "
+                           "each other's changes); finish the outer one first")
+    with _process_lock:
         try:
-            return duckdb.connect(str(path))
-        except duckdb.IOException as err:
-            if "lock" not in str(err).lower() or time.monotonic() > deadline:
-                if "lock" in str(err).lower():
-                    raise DatabaseBusy(f"{path}: another process has held the game database for over {wait_s:.0f} s "
-                                       f"({err})") from None
-                raise
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 0.5)
+            with filelock.FileLock(f"{path}.lock", timeout=wait_s, thread_local=False):
+                _held.path = path
+                try:
+                    yield
+                finally:
+                    _held.path = None
+        except filelock.Timeout:
+            raise DatabaseBusy(f"{path}: another process has held the game database for over {wait_s:.0f} s "
+                               f"(lock file {path}.lock)") from None
+
+
+def _open_draft(path: Path) -> tuple[Path, duckdb.DuckDBPyConnection]:
+    for stale in path.parent.glob(_draft_glob(path)):  # left by a killed process; we hold the lock
+        stale.unlink(missing_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.draft")
+    if path.exists():
+        shutil.copyfile(path, draft)
+    try:
+        return draft, duckdb.connect(str(draft))
+    except duckdb.Error as err:
+        draft.unlink(missing_ok=True)
+        if "corrupt" in str(err).lower() or "not a valid duckdb" in str(err).lower():
+            raise DatabaseCorrupt(f"{path}: the game database cannot be read ({err}); restore it from a "
+                                  "backup, or move it aside to start an empty one") from None
+        raise
+
+
+def _written(draft: Path, before: os.stat_result | None) -> bool:
+    """Whether DuckDB wrote the closed draft (a transaction that only read leaves it untouched)."""
+    after = draft.stat()
+    return before is None or (after.st_mtime_ns, after.st_size) != (before.st_mtime_ns, before.st_size)
+
+
+def _publish(draft: Path, path: Path) -> None:
+    """Make a closed draft the database: synced, then renamed over it."""
+    if Path(f"{draft}.wal").exists():
+        raise RuntimeError(f"{path}: DuckDB left a write-ahead log on closing the draft, so the draft may lack "
+                           "committed rows; the database was left as it was")
+    with open(draft, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(draft, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 @contextlib.contextmanager
 def transaction(path: Path | None = None, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the database, run the block in one transaction (migrated to the current schema), close it."""
+    """Run the block in one transaction on the database (migrated to the current schema); all or nothing.
+
+    The block's changes reach the file when the block returns: after that, a killed process loses none of
+    them. A block that raises changes nothing.
+    """
     path = path or database_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _process_lock:
-        connection = _connect(path, wait_s)
+    with _exclusive(path, wait_s):
+        draft, connection = _open_draft(path)
+        before = draft.stat() if path.exists() else None
         try:
-            _migrate(connection, path)
-            connection.execute("BEGIN TRANSACTION")
-            try:
+            with contextlib.closing(connection), migrated_transaction(connection, path):
                 yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+            if _written(draft, before):
+                _publish(draft, path)
         finally:
-            connection.close()
+            draft.unlink(missing_ok=True)
+            Path(f"{draft}.wal").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def migrated_transaction(connection: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
+    """On an open connection: bring the schema up to date, then run the block in one transaction."""
+    _migrate(connection, path)
+    connection.execute("BEGIN TRANSACTION")
+    yield
+    connection.execute("COMMIT")
 
 
 def schema_version(connection: duckdb.DuckDBPyConnection) -> int:
