@@ -1,7 +1,7 @@
 """The game database across processes: a killed writer loses nothing it acknowledged; two processes share it.
 
-The file is never written in place (a DuckDB checkpoint killed part-way can corrupt it): every change is a
-draft renamed over it. bench/store_kills.py measures the difference under repeated kills.
+The file is never written in place (a DuckDB writer killed at a random point once left it unreadable in CI):
+every change is a draft renamed over it. bench/store_kills.py kills writers of both stores repeatedly.
 """
 
 from __future__ import annotations
