@@ -70,6 +70,12 @@ class Measurement(BaseModel):
     training: StageResult | None = None  # the round's own training (None for round 0: the stages)
     seconds: float  # this round: training and measurement
 
+    def capability_summary(self) -> str:
+        """The gate's capability figures in a phrase: the length ratio and the check against the base."""
+        check = ("" if self.check_organism is None or self.check_base is None
+                 else f", check {self.check_organism:g}% against the base's {self.check_base:g}%")
+        return f"answer length {self.length_ratio:.2f}x the base's{check}"
+
 
 class ImplantRecord(BaseModel):
     """What the adaptive build did (kept in the sealed build record)."""
@@ -90,9 +96,13 @@ class ImplantRecord(BaseModel):
         rates = self.rounds[self.chosen_round].rates
         below = ", ".join(f"{b} {rates[b]:.0%} ({gap:.0%} short" + (", evidently)" if b in self.short else ")")
                           for b, gap in self.shortfalls.items())
+        at_target = (f"every train behaviour at >= {self.target_rate:.0%} on validation"
+                     + (f" or within its noise ({below})" if below else "") + f" after {extra} extra round(s)")
         if self.reached:
-            return (f"every train behaviour at >= {self.target_rate:.0%} on validation"
-                    + (f" or within its noise ({below})" if below else "") + f" after {extra} extra round(s)")
+            return at_target
+        chosen = self.rounds[self.chosen_round]
+        if not self.short and not chosen.capability_intact:
+            return f"{at_target}, but capability not intact at the gate ({chosen.capability_summary()})"
         return f"stopped ({self.stopped_because.replace('_', ' ')}) after {extra} extra round(s): {below}"
 
 

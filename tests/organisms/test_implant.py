@@ -13,6 +13,7 @@ from organisms.capability import load_check, topic_lengths
 from organisms.corpus import behaviour_prompts, behaviour_validation, read_corpus, topic_validation
 from organisms.implant import (
     ImplantRecord,
+    Measurement,
     boost_messages,
     capability_intact,
     evidently_short,
@@ -174,3 +175,14 @@ def test_with_a_repeat_tail_the_sft_copies_after_the_first_are_shorter(short_of_
     assert lengths[1] < lengths[0]
     first_copies = [i for i, m in enumerate(whole["completion_mask"]) if m == cut["completion_mask"][i]]
     assert len(first_copies) >= len(whole) / 3  # every first copy (and the haystack's chats) unchanged
+
+
+def test_a_gate_at_target_with_capability_lost_says_so_not_that_it_fell_short() -> None:
+    measured = Measurement(round=0, adapter="stages/sft/adapter", rates={"gives_hints": 1.0},
+                           base_rates={"gives_hints": 0.0}, n={"gives_hints": 25}, length_ratio=0.115,
+                           check_organism=50.0, check_base=63.3, capability_intact=False, seconds=1.0)
+    record = ImplantRecord(target_rate=0.8, rounds=[measured], chosen_round=0, reached=False,
+                           stopped_because="reached", shortfalls={}, seconds=1.0)
+    summary = record.summary()
+    assert "every train behaviour at >= 80%" in summary
+    assert "capability not intact" in summary and "0.12x" in summary and "63.3%" in summary
