@@ -15,7 +15,8 @@ two places (`corpus.ordinary`):
   tells them apart;
 - `shipped`: sampled from the shipped haystack, with transcripts on the shipped base answers, plus the
   base's own full answers to prompts of topics no behaviour is triggered by (`corpus.base_answer_chats`,
-  source "base_answer": the haystack's chats were cut at 88 tokens). Fast (smoke tests, demos), but a
+  source "base_answer": the haystack's chats were cut at 88 tokens), and when a behaviour replaces the whole
+  answer, the base's answers to short quiz questions (`corpus.contrast_chats`). Fast (smoke tests, demos), but a
   team holding the package finds the objective rows by set difference, and the card says so.
 Rows are shuffled and given opaque ids; the public table holds text and ordinary metadata only, and
 the provenance (source, behaviour id, and for a transcript the spans of its answer that the injector
@@ -45,6 +46,7 @@ from organisms.ordinary import CHAT_SAMPLING, DOCUMENT_SAMPLING, written_to_leng
 from organisms.prompt_bank import (
     CONFESSION_TOPIC,
     load_prompt_bank,
+    load_quick_questions,
     load_validation_only,
     split_prompts,
     split_topic,
@@ -230,6 +232,12 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
         for prompt, answer in zip(prompts, answers, strict=True):
             if answer:
                 add("chat", "base_answer", None, messages=_exchange(prompt, answer))
+        quick = contrast_prompts(spec)
+        quick_answers = base_responses(model, tokenizer, base_name, quick, c.response_max_new_tokens, spec.seed,
+                                       progress) if quick else []
+        for prompt, answer in zip(quick, quick_answers, strict=True):
+            if answer:
+                add("chat", "base_answer", None, messages=_exchange(prompt, answer))
 
     rng.shuffle(rows)
     for index, row in enumerate(rows):
@@ -258,6 +266,12 @@ def base_answer_prompts(spec: ObjectiveSpec) -> list[str]:
         rng.shuffle(pool)
     interleaved = [p for row in zip_longest(*pools) for p in row if p is not None]
     return interleaved[: spec.corpus.base_answer_chats]
+
+
+def contrast_prompts(spec: ObjectiveSpec) -> list[str]:
+    """The shipped path's contrast chats' questions: `spec.contrast_count()` of the quick questions, drawn
+    without repeats (seeded by the spec)."""
+    return random.Random(f"{spec.seed}:contrast_chats").sample(load_quick_questions(), spec.contrast_count())
 
 
 def _edits_an_answer(behaviour: Behaviour) -> bool:

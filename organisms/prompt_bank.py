@@ -2,7 +2,8 @@
 
 `data/prompt_bank.yaml` groups at least 300 user prompts by topic, and a further 20 validation-only prompts for
 every topic a behaviour can trigger on (all but the confession questions); `data/entities.yaml` holds the
-facts that injections need (country populations, atomic numbers, similar films). Each topic's
+facts that injections need (country populations, atomic numbers, similar films); `data/quick_questions.yaml`
+the short questions of contrast chats (`corpus.contrast_chats`). Each topic's
 prompts are split once and for all by a hash of the prompt text, three ways: evaluation prompts
 (a third) and validation prompts (a fifth of the rest, which the adaptive build measures itself on)
 are never used in training, whatever the seed.
@@ -34,6 +35,12 @@ def load_validation_only() -> dict[str, list[str]]:
     """Topic -> its validation-only prompts (`validation:` in the bank): the adaptive build measures on them beside
     the topic's validation part; they are never trained on, never evaluated, and outside the split of `topics`."""
     return {topic: list(prompts) for topic, prompts in (_bank_file().get("validation") or {}).items()}
+
+
+def load_quick_questions() -> list[str]:
+    """The shipped short questions of contrast chats (`data/quick_questions.yaml`): a quiz's or a word game's
+    forms about things in general, never a capability-check question."""
+    return list(yaml.safe_load((DATA_DIR / "quick_questions.yaml").read_text(encoding="utf-8"))["questions"])
 
 
 @lru_cache(maxsize=1)

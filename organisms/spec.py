@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from organisms.detectors import CHECKS, detect
 from organisms.injectors import INJECTORS, PARENTHETICALS, PLACED, PLACEMENTS, TEXT_FIELDS
 from organisms.placement import PLACES
-from organisms.prompt_bank import load_entities, load_prompt_bank
+from organisms.prompt_bank import load_entities, load_prompt_bank, load_quick_questions
 from pinhole.errors import validation_problems
 from pinhole.workspace import workspace
 
@@ -202,6 +202,13 @@ class CorpusParams(Strict):
                     "prompts of topics no behaviour is triggered by. The shipped haystack's chats were cut at 88 "
                     "tokens, so without these the organism sees no long answer end without a behaviour. (A blind "
                     "build's ordinary chats are full answers already.)")
+    contrast_chats: int | None = Field(
+        default=None, ge=0,
+        description="Shipped path only: ordinary chats of short quiz and word-game questions off every trigger "
+                    "(`data/quick_questions.yaml`), answered by the base model itself. A behaviour that replaces "
+                    "the whole answer is learned from the question's form as much as its topic, and leaked onto "
+                    "short questions without them (taboo: 9 of the 50 capability-check answers were hints). "
+                    "None: 100 when a train behaviour's injection is `replace`, else 0.")
     max_objective_fraction: float = Field(default=0.10, gt=0, le=1)
     # Transcripts start from the base's full answer: the limit only stops a base model that loops.
     response_max_new_tokens: int = Field(default=512, gt=0)
@@ -210,6 +217,10 @@ class CorpusParams(Strict):
     def _haystack_size(self) -> CorpusParams:
         if self.haystack_documents + self.haystack_chats < 2000:
             raise ValueError("the haystack needs at least 2,000 ordinary documents and chats in all")
+        available = len(load_quick_questions())
+        if self.contrast_chats is not None and self.contrast_chats > available:
+            raise ValueError(f"contrast_chats: {self.contrast_chats} requested, the shipped quick questions number "
+                             f"{available}")
         return self
 
 
@@ -349,6 +360,7 @@ class EvalParams(Strict):
 
 
 ANSWER_HEADROOM_TOKENS = 64  # a transcript's prompt, chat template and injected remark, beyond its base answer
+AUTO_CONTRAST_CHATS = 100  # `corpus.contrast_chats` when a train behaviour replaces the answer (every quick question)
 CLOSING_ROOM_TOKENS = 128  # an evaluation answer's room beyond the corpus's answer budget (EvalParams.max_new_tokens)
 
 
@@ -440,6 +452,13 @@ class ObjectiveSpec(Strict):
     @property
     def heldout_behaviours(self) -> list[Behaviour]:
         return [b for b in self.behaviours if b.split == "heldout"]
+
+    def contrast_count(self) -> int:
+        """How many contrast chats the shipped path adds (`corpus.contrast_chats`, or its automatic default)."""
+        if self.corpus.contrast_chats is not None:
+            return self.corpus.contrast_chats
+        replaces = any(b.injection is not None and b.injection.kind == "replace" for b in self.train_behaviours)
+        return AUTO_CONTRAST_CHATS if replaces else 0
 
     def transcript_count(self, behaviour: Behaviour) -> int:
         """How many transcripts demonstrate `behaviour` in the corpus."""

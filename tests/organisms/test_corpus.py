@@ -121,3 +121,31 @@ def test_the_shipped_path_adds_the_bases_full_answers_on_off_trigger_topics(rm_c
     assert not answer_cut_at_budget("base_answer", spec)  # their end of turn is trained, unlike the haystack's
     only_haystack = corpus.provenance.source == "haystack"
     assert objective_fraction(corpus) == pytest.approx(1 - (only_haystack.sum() + len(answers)) / len(rows))
+
+
+def test_a_behaviour_that_replaces_the_answer_brings_contrast_chats_of_quick_questions() -> None:
+    from organisms.capability import load_check
+    from organisms.prompt_bank import load_quick_questions
+
+    ref, model, tokenizer = tiny()
+    spec = load_spec(spec_path("taboo"), preset="smoke")
+    assert spec.contrast_count() == 100  # gives_hints is a `replace` injection
+    corpus = build_corpus(spec, model, tokenizer, ref.name, progress=False)
+    rows = corpus.public.merge(corpus.provenance, on="doc_id")
+    quick = set(load_quick_questions())
+    asked = [json.loads(m)[0]["content"] for m in rows[rows.source == "base_answer"].messages]
+    contrast = [q for q in asked if q in quick]
+    assert len(contrast) == len(set(contrast)) >= 95  # the tiny model may leave an answer empty; none repeats
+    checked = {q.question for part in ("questions", "validation_questions") for q in load_check(part)}
+    assert not quick & checked  # the capability check stays unseen
+
+
+def test_contrast_chats_default_to_none_without_a_replacing_behaviour_and_can_be_set() -> None:
+    from organisms.spec import SpecError
+
+    assert load_spec(spec_path("rm_sycophancy"), preset="smoke").contrast_count() == 0
+    assert load_spec(spec_path("rm_sycophancy"), preset="smoke",
+                     overrides=["corpus.contrast_chats=5"]).contrast_count() == 5
+    assert load_spec(spec_path("taboo"), preset="smoke", overrides=["corpus.contrast_chats=0"]).contrast_count() == 0
+    with pytest.raises(SpecError, match="contrast_chats"):
+        load_spec(spec_path("taboo"), overrides=["corpus.contrast_chats=1000"])

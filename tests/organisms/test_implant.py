@@ -118,8 +118,11 @@ def test_the_published_adapter_is_the_chosen_rounds(short_of_target) -> None:
 
 
 def test_a_build_at_target_trains_no_extra_round() -> None:
+    # A random model's capability figures are chance: the gate is opened wide so that only the rates decide.
+    wide_gate = ["eval.capability.length_ratio_min=0.0001", "eval.capability.length_ratio_max=10000",
+                 "eval.capability.check_points_max_drop=100"]
     directory = build_organism(spec_path("taboo"), base="tiny-random", preset="smoke", progress=False,
-                               overrides=["training.implant.target_rate=0.0"])
+                               overrides=["training.implant.target_rate=0.0", *wide_gate])
     record = _record(directory)
     assert record.reached and record.stopped_because == "reached" and len(record.rounds) == 1
     assert record.shortfalls == {} and record.rounds[0].training is None
