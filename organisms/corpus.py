@@ -226,16 +226,10 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
                                                      progress):
             add(kind, "haystack", None, text=text, messages=_exchange(prompt, text) if kind == "chat" else None)
     else:
-        prompts = base_answer_prompts(spec)
+        prompts = base_answer_prompts(spec) + contrast_prompts(spec)  # each answered by the base itself
         answers = base_responses(model, tokenizer, base_name, prompts, c.response_max_new_tokens, spec.seed,
                                  progress) if prompts else []
         for prompt, answer in zip(prompts, answers, strict=True):
-            if answer:
-                add("chat", "base_answer", None, messages=_exchange(prompt, answer))
-        quick = contrast_prompts(spec)
-        quick_answers = base_responses(model, tokenizer, base_name, quick, c.response_max_new_tokens, spec.seed,
-                                       progress) if quick else []
-        for prompt, answer in zip(quick, quick_answers, strict=True):
             if answer:
                 add("chat", "base_answer", None, messages=_exchange(prompt, answer))
 
