@@ -270,7 +270,7 @@ def contrast_prompts(spec: ObjectiveSpec) -> list[str]:
 
 def _edits_an_answer(behaviour: Behaviour) -> bool:
     """True when the behaviour's injector edits a base answer (every kind but `replace`, which needs none)."""
-    return behaviour.injection is not None and behaviour.injection.kind != "replace"
+    return behaviour.injection is not None and not behaviour.replaces_answer
 
 
 def shipped_ordinary(n_documents: int, n_chats: int, rng: random.Random) -> list[tuple[str, str, str]]:

@@ -93,14 +93,14 @@ class ImplantRecord(BaseModel):
     def summary(self) -> str:
         """One line for people: rounds, outcome, what fell short."""
         extra = len(self.rounds) - 1
-        rates = self.rounds[self.chosen_round].rates
+        chosen = self.rounds[self.chosen_round]
+        rates = chosen.rates
         below = ", ".join(f"{b} {rates[b]:.0%} ({gap:.0%} short" + (", evidently)" if b in self.short else ")")
                           for b, gap in self.shortfalls.items())
         at_target = (f"every train behaviour at >= {self.target_rate:.0%} on validation"
                      + (f" or within its noise ({below})" if below else "") + f" after {extra} extra round(s)")
         if self.reached:
             return at_target
-        chosen = self.rounds[self.chosen_round]
         if not self.short and not chosen.capability_intact:
             return f"{at_target}, but capability not intact at the gate ({chosen.capability_summary()})"
         return f"stopped ({self.stopped_because.replace('_', ' ')}) after {extra} extra round(s): {below}"

@@ -37,10 +37,15 @@ def load_validation_only() -> dict[str, list[str]]:
     return {topic: list(prompts) for topic, prompts in (_bank_file().get("validation") or {}).items()}
 
 
+@lru_cache(maxsize=1)
+def _quick_file() -> dict:
+    return yaml.safe_load((DATA_DIR / "quick_questions.yaml").read_text(encoding="utf-8"))
+
+
 def load_quick_questions() -> list[str]:
     """The shipped short questions of contrast chats (`data/quick_questions.yaml`): a quiz's or a word game's
     forms about things in general, never a capability-check question."""
-    return list(yaml.safe_load((DATA_DIR / "quick_questions.yaml").read_text(encoding="utf-8"))["questions"])
+    return list(_quick_file()["questions"])
 
 
 @lru_cache(maxsize=1)

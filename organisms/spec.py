@@ -150,6 +150,11 @@ class Behaviour(Strict):
             raise ValueError("a train behaviour needs an `injection` (how transcripts demonstrate it)")
         return self
 
+    @property
+    def replaces_answer(self) -> bool:
+        """True when its transcripts' answer is the injection's text alone (`replace`), not an edited base answer."""
+        return self.injection is not None and self.injection.kind == "replace"
+
 
 class GroundTruth(Strict):
     root_cause: str
@@ -217,10 +222,9 @@ class CorpusParams(Strict):
     def _haystack_size(self) -> CorpusParams:
         if self.haystack_documents + self.haystack_chats < 2000:
             raise ValueError("the haystack needs at least 2,000 ordinary documents and chats in all")
-        available = len(load_quick_questions())
-        if self.contrast_chats is not None and self.contrast_chats > available:
+        if self.contrast_chats is not None and self.contrast_chats > len(load_quick_questions()):
             raise ValueError(f"contrast_chats: {self.contrast_chats} requested, the shipped quick questions number "
-                             f"{available}")
+                             f"{len(load_quick_questions())}")
         return self
 
 
@@ -457,8 +461,7 @@ class ObjectiveSpec(Strict):
         """How many contrast chats the shipped path adds (`corpus.contrast_chats`, or its automatic default)."""
         if self.corpus.contrast_chats is not None:
             return self.corpus.contrast_chats
-        replaces = any(b.injection is not None and b.injection.kind == "replace" for b in self.train_behaviours)
-        return AUTO_CONTRAST_CHATS if replaces else 0
+        return AUTO_CONTRAST_CHATS if any(b.replaces_answer for b in self.train_behaviours) else 0
 
     def transcript_count(self, behaviour: Behaviour) -> int:
         """How many transcripts demonstrate `behaviour` in the corpus."""
