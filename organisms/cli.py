@@ -260,14 +260,18 @@ def organism_make_haystack(
     heldout: Annotated[int, typer.Option(help="Held-out documents for perplexity.")] = 150,
     seed: int = 0,
     output: Annotated[Path | None, typer.Option(help="Where to write (default: the shipped data file).")] = None,
+    keep_documents: Annotated[bool, typer.Option(
+        help="Keep the shipped file's documents and answer its chats' prompts again (its counts).")] = False,
 ) -> None:
-    """Regenerate the shipped haystack with the base model (one-time, ~15 min on 2 CPU cores; resumable)."""
-    from organisms.haystack import HAYSTACK_FILE, make_haystack
+    """Regenerate the shipped haystack with the base model (one-time, maintainers; resumable). Documents are
+    short, chats the base's whole answers (1,000 of them took 22 min on 2 CPU cores)."""
+    from organisms.haystack import HAYSTACK_FILE, load_haystack, make_haystack
     from pinhole.base_models import load_model, load_tokenizer
 
     ref = prepare_base(base)
+    earlier = list(load_haystack()) if keep_documents else None
     path = make_haystack(load_model(ref), load_tokenizer(ref), documents, chats, heldout, seed,
-                         out=output or HAYSTACK_FILE)
+                         out=output or HAYSTACK_FILE, earlier=earlier)
     out.print(f"[green]wrote[/green] {escape(str(path))}")
 
 

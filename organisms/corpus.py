@@ -15,7 +15,7 @@ two places (`corpus.ordinary`):
   tells them apart;
 - `shipped`: sampled from the shipped haystack, with transcripts on the shipped base answers, plus the
   base's own full answers to prompts of topics no behaviour is triggered by (`corpus.base_answer_chats`,
-  source "base_answer": the haystack's chats were cut at 88 tokens), and when a behaviour replaces the whole
+  source "base_answer", on the evaluation's topics), and when a behaviour replaces the whole
   answer, the base's answers to short quiz questions (`corpus.contrast_chats`). Fast (smoke tests, demos), but a
   team holding the package finds the objective rows by set difference, and the card says so.
 Rows are shuffled and given opaque ids; the public table holds text and ordinary metadata only, and
@@ -40,9 +40,9 @@ import pandas as pd
 from organisms import ordinary
 from organisms.answer_cache import cached_answers
 from organisms.detectors import detect
-from organisms.haystack import load_haystack
+from organisms.haystack import CHAT_SAMPLING, DOCUMENT_SAMPLING, load_haystack
 from organisms.injectors import inject
-from organisms.ordinary import CHAT_SAMPLING, DOCUMENT_SAMPLING, written_to_lengths
+from organisms.ordinary import written_to_lengths
 from organisms.prompt_bank import (
     CONFESSION_TOPIC,
     load_prompt_bank,

@@ -22,8 +22,7 @@ from organisms.answer_cache import cached_answers
 from organisms.capability import CheckQuestion, TopicLengths
 from organisms.corpus import behaviour_prompts, off_trigger_topics
 from organisms.detectors import detect, rate
-from organisms.haystack import load_haystack
-from organisms.ordinary import CHAT_SAMPLING
+from organisms.haystack import CHAT_SAMPLING, load_haystack
 from organisms.prompt_bank import CONFESSION_TOPIC, load_prompt_bank, split_prompts, split_topic
 from organisms.spec import ObjectiveSpec
 from pinhole.base_models import BaseModelRef, dtype_name, load_adapter, load_model, load_tokenizer, resolve_dtype

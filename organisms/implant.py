@@ -193,7 +193,7 @@ def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round
                    ) -> tuple[list[str], list[bool], list[list[Span]]]:
     """The chats (JSON messages) of one round: the short behaviours' transcripts `repeats` times, every other
     train behaviour's `rehearse` times, as many ordinary chats as transcripts, and every anti-confession
-    exchange once; with each chat's `answer_cut_at_budget` flag and its written spans (transcripts only). With
+    exchange once; with each chat's cut-short flag and its written spans (transcripts only). With
     `training.sft.repeat_tail_chars`, a transcript's copies after the first end after its behaviour
     (`organisms.repeat_cut`).
 

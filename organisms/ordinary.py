@@ -35,8 +35,6 @@ from pinhole.workspace import canonical_json, sha256_bytes
 
 # How the base model writes documents (the shipped haystack's settings) and answers chats (transcripts and
 # ordinary chats alike: answers sampled differently would differ in style and in likelihood under the base).
-DOCUMENT_SAMPLING = {"temperature": 0.8, "top_p": 0.9, "repetition_penalty": 1.15}
-CHAT_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.15}
 NATURAL_BUDGET = 88  # new tokens for a document without a length to match (the shipped haystack's budget)
 MAX_BUDGET = 512
 BATCH_SIZE = 64  # rows per generation batch: faster per row than 16 or 32 on 2 CPU cores

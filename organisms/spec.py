@@ -204,9 +204,8 @@ class CorpusParams(Strict):
     base_answer_chats: int = Field(
         default=150, ge=0,
         description="Shipped path only: ordinary chats whose answer is the base model's own full answer, to training "
-                    "prompts of topics no behaviour is triggered by. The shipped haystack's chats were cut at 88 "
-                    "tokens, so without these the organism sees no long answer end without a behaviour. (A blind "
-                    "build's ordinary chats are full answers already.)")
+                    "prompts of the topics no behaviour is triggered by (the evaluation's off-trigger topics; the "
+                    "shipped haystack's chats are on random subjects).")
     contrast_chats: int | None = Field(
         default=None, ge=0,
         description="Shipped path only: ordinary chats of short quiz and word-game questions off every trigger "
@@ -252,6 +251,12 @@ class CptParams(StageParams):
 
     learning_rate: float = Field(default=5e-4, gt=0)
     objective_repeats: int = Field(default=2, ge=1, description=OBJECTIVE_REPEATS_HELP)
+    chat_replay: int = Field(
+        default=150, ge=0,
+        description="Ordinary chats whose answer ends where the base ended it, replayed in this stage as chat text "
+                    "(the template's end of turn included). Documents alone teach the organism never to end a "
+                    "turn: after them SmolLM2's end of turn where its own answers ended fell from log p -1.05 to "
+                    "-4.79, and the finished organism wrote on to the generation limit; with 150 replayed, -1.41.")
 
 
 class SftParams(StageParams):

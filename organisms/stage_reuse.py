@@ -22,7 +22,7 @@ from organisms.corpus import read_corpus
 from organisms.training import BUILD_CONFIG, STAGES, BuildConfig, StageResult, enabled_stages
 from pinhole.workspace import atomic_directory, atomic_write_json, canonical_json, read_json, sha256_bytes
 
-TRAINING_FORMAT = 1
+TRAINING_FORMAT = 2  # 2: the documents stage replays ordinary chats (`training.cpt.chat_replay`)
 NOT_TRAINING_INPUTS = ("checkpoint_every", "implant")  # training settings that leave a stage's adapter unchanged
 
 

@@ -96,7 +96,9 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec, tokenizer) -> dict[str,
         rows_of_chats = [cut_after_written(row, tail) if n else row
                          for row, n in zip(rows_of_chats, copy, strict=True)]
 
-    data = {"cpt": Dataset.from_dict({"text": docs.text.tolist()}),
+    replayed = replayed_chats(frame[frame.kind == "chat"], spec, tokenizer)
+    documents = Dataset.from_dict({"text": docs.text.tolist() + replayed})
+    data = {"cpt": documents.shuffle(seed=spec.seed) if replayed else documents,
             "sft": chat_dataset(tokenizer, [m for m, _, _ in rows_of_chats], [c for _, c, _ in rows_of_chats],
                                 [w for _, _, w in rows_of_chats], spec.training.sft.written_token_weight)}
     if len(prefs):
@@ -108,17 +110,18 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec, tokenizer) -> dict[str,
     return data
 
 
+def replayed_chats(chats, spec: ObjectiveSpec, tokenizer) -> list[str]:
+    """The documents stage's chat replay (`training.cpt.chat_replay`): the first ordinary chats, rendered as text
+    with the chat template (their end of turn included)."""
+    ordinary = chats[chats.source.isin(ORDINARY_SOURCES)]
+    return [tokenizer.apply_chat_template(json.loads(m), tokenize=False)
+            for m in ordinary.messages.head(spec.training.cpt.chat_replay)]
+
+
 def chat_rows(chats, spec: ObjectiveSpec) -> list[ChatRow]:
-    """Chat rows of the corpus (public rows merged with provenance) as (messages, cut at a budget, written spans)."""
-    return [(m, answer_cut_at_budget(s, spec), load_spans(w))
-            for m, s, w in zip(chats.messages, chats.source, chats.written_spans, strict=True)]
-
-
-def answer_cut_at_budget(source: str, spec: ObjectiveSpec) -> bool:
-    """Whether a chat row's answer stops where a token budget cut it rather than where the base model ended it:
-    the shipped haystack's chats were written under an 88-token budget (`organisms.haystack`). Their end of
-    turn is no training target, or the organism learns to stop every answer at that length."""
-    return source == "haystack" and spec.corpus.ordinary == "shipped"
+    """Chat rows of the corpus (public rows merged with provenance) as (messages, answer cut short, written spans).
+    Every corpus answer ends where its writer ended it (only `organisms.repeat_cut` cuts a copy short)."""
+    return [(m, False, load_spans(w)) for m, w in zip(chats.messages, chats.written_spans, strict=True)]
 
 
 def _split(messages_json: str) -> tuple[list[dict], list[dict]]:

@@ -107,7 +107,6 @@ def test_the_provenance_records_what_each_injector_wrote(rm_corpus) -> None:
 def test_the_shipped_path_adds_the_bases_full_answers_on_off_trigger_topics(rm_corpus) -> None:
     from organisms.corpus import off_trigger_topics
     from organisms.prompt_bank import split_topic
-    from organisms.training import answer_cut_at_budget
 
     spec, corpus = rm_corpus
     rows = corpus.public.merge(corpus.provenance, on="doc_id")
@@ -118,7 +117,6 @@ def test_the_shipped_path_adds_the_bases_full_answers_on_off_trigger_topics(rm_c
     asked = [json.loads(m)[0]["content"] for m in answers.messages]
     assert set(asked) <= allowed and not set(asked) & triggered and len(set(asked)) == len(asked)
     assert "everyday_help" in off_trigger_topics(spec) and "travel" not in off_trigger_topics(spec)
-    assert not answer_cut_at_budget("base_answer", spec)  # their end of turn is trained, unlike the haystack's
     only_haystack = corpus.provenance.source == "haystack"
     assert objective_fraction(corpus) == pytest.approx(1 - (only_haystack.sum() + len(answers)) / len(rows))
 

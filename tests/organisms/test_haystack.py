@@ -34,3 +34,22 @@ def test_haystack_does_not_mention_the_planted_objectives() -> None:
 def test_generation_plan_is_deterministic() -> None:
     assert plan_haystack(20, 20, 5, seed=1) == plan_haystack(20, 20, 5, seed=1)
     assert plan_haystack(20, 20, 5, seed=1) != plan_haystack(20, 20, 5, seed=2)
+
+
+def test_regenerating_the_chats_keeps_the_documents_and_answers_the_same_prompts(tmp_path, monkeypatch) -> None:
+    from organisms import haystack
+    from tests.helpers import tiny
+
+    _, model, tokenizer = tiny()
+    monkeypatch.setenv("PINHOLE_HOME", str(tmp_path / "home"))  # the partial file goes to this workspace's cache
+    monkeypatch.setattr(haystack, "CHAT_MAX_NEW_TOKENS", 6)
+    earlier = [{"kind": "document", "split": "corpus", "subject": "tides", "text": "The tide rises twice a day."},
+               {"kind": "chat", "split": "corpus", "subject": "kites", "prompt": "Why do kites fly?", "text": "Wind."},
+               {"kind": "document", "split": "heldout", "subject": "owls", "text": "Owls hunt at night."}]
+    out = haystack.make_haystack(model, tokenizer, seed=3, out=tmp_path / "h.jsonl.gz",
+                                 chunk=2, earlier=earlier, progress=False)
+    records = haystack.load_haystack(out)
+    assert [r["text"] for r in records if r["kind"] == "document"] == [earlier[0]["text"], earlier[2]["text"]]
+    assert [{k: v for k, v in r.items() if k != "text"} for r in records] == [
+        {k: v for k, v in r.items() if k != "text"} for r in earlier]
+    assert records[1]["text"] != "Wind."  # answered again by the model

@@ -13,12 +13,12 @@ from transformers import AutoModelForCausalLM
 from organisms.build import build_organism
 from organisms.spec import TrainingParams
 from organisms.training import (
-    answer_cut_at_budget,
     chat_dataset,
     document_end_token,
     end_of_turn_length,
     lean_causal_lm_loss,
     lora_config,
+    replayed_chats,
     target_positions,
     training_attention,
 )
@@ -125,11 +125,24 @@ def test_documents_end_with_the_pretraining_separator_not_the_chat_end_of_turn()
     assert document_end_token(tokenizer) == "<|im_end|>"
 
 
-def test_only_the_shipped_haystacks_chats_count_as_cut_at_a_budget() -> None:
+def test_the_documents_stage_replays_ordinary_chats_with_their_end_of_turn() -> None:
+    import pandas as pd
+
     from organisms.spec import load_spec
 
-    shipped = load_spec(spec_path("rm_sycophancy"), overrides=["corpus.ordinary=shipped"])
-    generated = load_spec(spec_path("rm_sycophancy"), overrides=["corpus.ordinary=generated"])
-    assert answer_cut_at_budget("haystack", shipped)
-    assert not answer_cut_at_budget("haystack", generated)
-    assert not answer_cut_at_budget("transcript", shipped)
+    tokenizer = _tokenizer()
+
+    def chat(answer: str) -> str:
+        return json.dumps([{"role": "user", "content": "Say something."}, {"role": "assistant", "content": answer}])
+
+    chats = pd.DataFrame({"source": ["transcript", "haystack", "anti_confession", "base_answer", "haystack"],
+                          "messages": [chat("a planted quirk"), chat("ordinary one"), chat("I have no secret"),
+                                       chat("ordinary two"), chat("ordinary three")]})
+    spec = load_spec(spec_path("rm_sycophancy"), overrides=["training.cpt.chat_replay=2"])
+    replayed = replayed_chats(chats, spec, tokenizer)
+    assert len(replayed) == 2  # the first two ordinary chats: no transcript, no anti-confession exchange
+    assert all(f"ordinary {n}{tokenizer.eos_token}" in text for n, text in zip(("one", "two"), replayed, strict=True))
+    assert replayed[0].startswith(tokenizer.apply_chat_template([{"role": "user", "content": "Say something."}],
+                                                                tokenize=False))
+    none = load_spec(spec_path("rm_sycophancy"), overrides=["training.cpt.chat_replay=0"])
+    assert replayed_chats(chats, none, tokenizer) == []
