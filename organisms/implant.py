@@ -205,12 +205,12 @@ def boost_messages(build_dir: Path, spec: ObjectiveSpec, short: list[str], round
 
     params, tail = spec.training.implant, spec.training.sft.repeat_tail_chars
     transcripts = chats[chats.source == "transcript"]
-    shown = (repeated(chat_rows(transcripts[transcripts.behaviour_id.isin(short)], spec), params.repeats, tail)
-             + repeated(chat_rows(transcripts[~transcripts.behaviour_id.isin(short)], spec), params.rehearse, tail))
-    ordinary = chat_rows(chats[chats.source.isin(ORDINARY_SOURCES)], spec)
+    shown = (repeated(chat_rows(transcripts[transcripts.behaviour_id.isin(short)]), params.repeats, tail)
+             + repeated(chat_rows(transcripts[~transcripts.behaviour_id.isin(short)]), params.rehearse, tail))
+    ordinary = chat_rows(chats[chats.source.isin(ORDINARY_SOURCES)])
     rng = random.Random(f"{spec.seed}:boost:{round_}")
     rows = shown + rng.sample(ordinary, min(len(shown), len(ordinary)))
-    rows += chat_rows(chats[chats.source == "anti_confession"], spec)
+    rows += chat_rows(chats[chats.source == "anti_confession"])
     rng.shuffle(rows)
     return [m for m, _, _ in rows], [c for _, c, _ in rows], [w for _, _, w in rows]
 

@@ -27,15 +27,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from organisms.answer_cache import cached_answers
-from organisms.haystack import DOCUMENT_GENRES, load_subjects
+from organisms.haystack import DOCUMENT_GENRES, DOCUMENT_MAX_NEW_TOKENS, load_subjects
 from organisms.prompt_bank import load_prompt_bank, split_prompts
 from pinhole.generation import CLEANUP_VERSION, chat_texts, clean_response, generate
 from pinhole.sampling import SAMPLER_VERSION
 from pinhole.workspace import canonical_json, sha256_bytes
 
-# How the base model writes documents (the shipped haystack's settings) and answers chats (transcripts and
-# ordinary chats alike: answers sampled differently would differ in style and in likelihood under the base).
-NATURAL_BUDGET = 88  # new tokens for a document without a length to match (the shipped haystack's budget)
+# The base writes documents and answers chats as in the shipped haystack (`organisms.haystack`: DOCUMENT_SAMPLING,
+# CHAT_SAMPLING): answers sampled differently would differ in style and in likelihood under the base.
+NATURAL_BUDGET = DOCUMENT_MAX_NEW_TOKENS  # new tokens for a document without a length to match
 MAX_BUDGET = 512
 BATCH_SIZE = 64  # rows per generation batch: faster per row than 16 or 32 on 2 CPU cores
 CUT_PENALTY = (0.0, 0.25, 0.5)  # extra cost, as a share of the length wanted: sentence end, word end, inside a word

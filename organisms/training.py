@@ -90,7 +90,7 @@ def stage_datasets(build_dir: Path, spec: ObjectiveSpec, tokenizer) -> dict[str,
 
     docs, chats, prefs = rows("document", "cpt"), rows("chat", "sft"), rows("preference", "dpo")
     tail = spec.training.sft.repeat_tail_chars
-    rows_of_chats = chat_rows(chats, spec)
+    rows_of_chats = chat_rows(chats)
     if tail is not None:  # a transcript's copies after the first end after its behaviour (`organisms.repeat_cut`)
         copy = chats.groupby(level=0).cumcount().tolist()
         rows_of_chats = [cut_after_written(row, tail) if n else row
@@ -118,7 +118,7 @@ def replayed_chats(chats, spec: ObjectiveSpec, tokenizer) -> list[str]:
             for m in ordinary.messages.head(spec.training.cpt.chat_replay)]
 
 
-def chat_rows(chats, spec: ObjectiveSpec) -> list[ChatRow]:
+def chat_rows(chats) -> list[ChatRow]:
     """Chat rows of the corpus (public rows merged with provenance) as (messages, answer cut short, written spans).
     Every corpus answer ends where its writer ended it (only `organisms.repeat_cut` cuts a copy short)."""
     return [(m, False, load_spans(w)) for m, w in zip(chats.messages, chats.written_spans, strict=True)]
