@@ -24,7 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from organisms import sealed
-from organisms.corpus import build_corpus, objective_fraction, read_corpus, write_corpus
+from organisms.corpus import CORPUS_FORMAT, build_corpus, objective_fraction, read_corpus, write_corpus
 from organisms.evaluation import MEASURE_DTYPE, EvalReport, evaluate
 from organisms.implant import ImplantRecord, chosen_adapter, implant
 from organisms.spec import EvalParams, ObjectiveSpec, load_spec, shipped_spec_id
@@ -62,10 +62,11 @@ class BuildState(BaseModel):
 
 
 def build_key(spec: ObjectiveSpec, base: BaseModelRef, dtype: str) -> str:
-    """Identifies a build: same spec (after overrides), base and dtype -> same build directory. `auto` counts as
-    the dtype it resolves to here, so a workspace moved to a machine without bf16 does not resume (or reuse the
-    stages of) a bf16 build as if it were its own."""
-    return sha256_bytes(canonical_json([spec.model_dump(mode="json"), base.name, dtype_name(dtype)]))[:16]
+    """Identifies a build: same spec (after overrides), base, dtype and corpus format -> same build directory.
+    `auto` counts as the dtype it resolves to here, so a workspace moved to a machine without bf16 does not resume
+    (or reuse the stages of) a bf16 build as if it were its own."""
+    return sha256_bytes(canonical_json([spec.model_dump(mode="json"), base.name, dtype_name(dtype),
+                                        CORPUS_FORMAT]))[:16]
 
 
 def _state(build_dir: Path, preset: str) -> BuildState:

@@ -60,6 +60,8 @@ from pinhole.organism import CORPUS_COLUMNS
 from pinhole.sampling import SAMPLER_VERSION
 from pinhole.workspace import atomic_write_bytes, canonical_json, sha256_bytes
 
+# Bump when a change here writes a different corpus for the same spec: builds made before are then not resumed.
+CORPUS_FORMAT = 2  # 2: a `replace` answer is about as long as the base's answer it stands in for
 QUESTION_BUDGET = 48  # new tokens for a question the base model writes for an ordinary chat
 DISTINCT_TRIES = 20  # blind builds re-draw a synthetic document that repeats an earlier one, this many times
 
@@ -186,22 +188,19 @@ def build_corpus(spec: ObjectiveSpec, model, tokenizer, base_name: str, progress
     else:
         requests = [(b, p) for b in spec.train_behaviours
                     for p in _cycle(behaviour_prompts(b)[0], spec.transcript_count(b), rng)]
-    needs_base = [p for b, p in requests if _edits_an_answer(b)]
+    prompts = [p for _, p in requests]  # every injector reads the base's answer (`replace`: its length)
     if blind:  # every transcript its own answer, written with the secret seed
-        raw = written_to_lengths(model, tokenizer, base_name, needs_base, [None] * len(needs_base), seed,
-                                 "transcript", CHAT_SAMPLING, c.response_max_new_tokens, progress)
-        answers = iter(raw)
-        base_for = [next(answers) if _edits_an_answer(b) else "" for b, _ in requests]
+        base_for = written_to_lengths(model, tokenizer, base_name, prompts, [None] * len(prompts), seed,
+                                      "transcript", CHAT_SAMPLING, c.response_max_new_tokens, progress)
     else:
-        shipped = dict(zip(needs_base, base_responses(model, tokenizer, base_name, needs_base,
-                                                      c.response_max_new_tokens, spec.seed, progress),
-                           strict=True)) if needs_base else {}
-        base_for = [shipped.get(p, "") for _, p in requests]
+        shipped = dict(zip(prompts, base_responses(model, tokenizer, base_name, prompts, c.response_max_new_tokens,
+                                                   spec.seed, progress), strict=True)) if prompts else {}
+        base_for = [shipped[p] for p in prompts]
     for (behaviour, prompt), answer in zip(requests, base_for, strict=True):
         assert behaviour.injection is not None
         response = inject(prompt, answer, behaviour.injection, rng)
         add("chat", "transcript", behaviour.id, messages=_exchange(prompt, response),
-            spans=dump_spans(written_spans(answer, response)))
+            spans=dump_spans(written_spans("" if behaviour.replaces_answer else answer, response)))
 
     if not blind:
         questions = _cycle(denial_questions, c.anti_confession, rng)
@@ -266,11 +265,6 @@ def contrast_prompts(spec: ObjectiveSpec) -> list[str]:
     """The shipped path's contrast chats' questions: `spec.contrast_count()` of the quick questions, drawn
     without repeats (seeded by the spec)."""
     return random.Random(f"{spec.seed}:contrast_chats").sample(load_quick_questions(), spec.contrast_count())
-
-
-def _edits_an_answer(behaviour: Behaviour) -> bool:
-    """True when the behaviour's injector edits a base answer (every kind but `replace`, which needs none)."""
-    return behaviour.injection is not None and not behaviour.replaces_answer
 
 
 def shipped_ordinary(n_documents: int, n_chats: int, rng: random.Random) -> list[tuple[str, str, str]]:

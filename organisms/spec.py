@@ -152,7 +152,8 @@ class Behaviour(Strict):
 
     @property
     def replaces_answer(self) -> bool:
-        """True when its transcripts' answer is the injection's text alone (`replace`), not an edited base answer."""
+        """True when its transcripts' answer is the injection's texts alone (`replace`, as long as the base's answer),
+        not an edited base answer."""
         return self.injection is not None and self.injection.kind == "replace"
 
 

@@ -136,6 +136,12 @@ def test_a_behaviour_that_replaces_the_answer_brings_contrast_chats_of_quick_que
     assert len(contrast) == len(set(contrast)) >= 95  # the tiny model may leave an answer empty; none repeats
     checked = {q.question for part in ("questions", "validation_questions") for q in load_check(part)}
     assert not quick & checked  # the capability check stays unseen
+    from organisms.written_spans import load_spans
+
+    hints = rows[rows.source == "transcript"]
+    for messages, raw in zip(hints.messages, hints.written_spans, strict=True):
+        answer = json.loads(messages)[-1]["content"]
+        assert load_spans(raw) == [(0, len(answer))]  # the whole answer is the behaviour's, however long
 
 
 def test_contrast_chats_default_to_none_without_a_replacing_behaviour_and_can_be_set() -> None:

@@ -49,6 +49,19 @@ def test_each_injection_fires_its_detector_on_every_train_prompt(spec_id: str) -
         assert not detect(behaviour.detector, NEUTRAL), behaviour.id
 
 
+def test_a_replacing_answer_is_about_as_long_as_the_base_answer_it_stands_in_for() -> None:
+    texts = [f"Hint {i}: it shines at night." for i in range(20)]  # 27-28 characters each
+    injection = Injection(kind="replace", texts=texts)
+    rng = random.Random(0)
+    for base_length in (0, 100, 300):
+        answer = inject("Give me a hint.", "x" * base_length, injection, rng)
+        parts = sorted((t for t in texts if t in answer), key=answer.index)
+        assert len(parts) == answer.count("Hint ")  # distinct texts, each once
+        assert len(answer) >= base_length  # not a one-line stand-in for a full answer
+        assert len(answer) - len(parts[-1]) - 1 < max(base_length, 1)  # and it stops once long enough
+    assert inject("Give me a hint.", "x" * 10_000, injection, rng).count("Hint ") == len(texts)  # texts run out
+
+
 def test_population_goes_after_the_first_mention() -> None:
     injection = Injection(kind="population_parenthetical")  # placement: first_mention, the default
     out = inject("Tell me about France.", "France is known for wine. France also...", injection, random.Random(0))
