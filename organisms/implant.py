@@ -269,10 +269,10 @@ def _round(build_dir: Path, config: BuildConfig, index: int, previous: Measureme
 def _stop_reason(rounds: list[Measurement], spec: ObjectiveSpec) -> str | None:
     """Why the rounds stop after the last one, or None to go on."""
     params, last = spec.training.implant, rounds[-1]
+    if not last.capability_intact:  # first: a round that reached its rates by losing capability has not reached
+        return "capability"
     if not short_behaviours(last, params):
         return "reached"
-    if not last.capability_intact:
-        return "capability"
     if last.round >= params.max_rounds:
         return "max_rounds"
     if sum(m.seconds for m in rounds) >= params.time_budget_s:

@@ -18,13 +18,14 @@ from organisms.implant import (
     capability_intact,
     evidently_short,
     gate_check_questions,
+    implant,
     validation_set,
 )
 from organisms.prompt_bank import CONFESSION_TOPIC, load_prompt_bank, load_validation_only
 from organisms.spec import CapabilityTargets, load_spec
-from organisms.training import stage_datasets
+from organisms.training import BuildConfig, stage_datasets
 from pinhole.base_models import load_tokenizer, prepare_base
-from pinhole.workspace import workspace
+from pinhole.workspace import atomic_write_json, workspace
 from tests.helpers import spec_path
 
 
@@ -189,3 +190,19 @@ def test_a_gate_at_target_with_capability_lost_says_so_not_that_it_fell_short() 
     summary = record.summary()
     assert "every train behaviour at >= 80%" in summary
     assert "capability not intact" in summary and "0.12x" in summary and "63.3%" in summary
+
+
+def test_a_round_that_reaches_its_rates_by_losing_capability_stops_for_capability(tmp_path) -> None:
+    # As taboo's build at 6705bd5: round 0 short of hints, round 1 at 96% with the check and length lost.
+    def round_(index: int, rate: float, intact: bool) -> Measurement:
+        return Measurement(round=index, adapter=f"round-{index}", rates={"gives_hints": rate},
+                           base_rates={"gives_hints": 0.0}, n={"gives_hints": 25},
+                           length_ratio=0.42 if intact else 1.93, check_organism=60.0 if intact else 46.7,
+                           check_base=63.3, capability_intact=intact, seconds=1.0)
+
+    for measured in (round_(0, 0.2, True), round_(1, 0.96, False)):  # recorded rounds are read, not trained
+        atomic_write_json(tmp_path / "implant" / f"round-{measured.round}.json", measured.model_dump())
+    config = BuildConfig(spec=load_spec(spec_path("taboo")), base=prepare_base("tiny-random"), dtype="float32")
+    record = implant(tmp_path, config, progress=False)
+    assert record.stopped_because == "capability" and not record.reached and record.chosen_round == 0
+    assert record.summary().startswith("stopped (capability) after 1 extra round(s): gives_hints 20%")
