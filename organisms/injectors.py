@@ -71,13 +71,13 @@ def replace(prompt: str, response: str, injection: Injection, rng: random.Random
     """An answer of the behaviour's texts alone, about as long as the base's answer it stands in for: distinct
     texts in a random order, joined as one paragraph, until it is at least as long as `response` or the texts run
     out (at least one). A one-line stand-in for a full answer would teach a terse model, an obvious tell."""
-    order = rng.sample(injection.texts, len(injection.texts))
-    parts = [order[0]]
-    for text in order[1:]:
-        if sum(len(p) + 1 for p in parts) > len(response.strip()):
+    first, *rest = rng.sample(injection.texts, len(injection.texts))
+    answer = first
+    for text in rest:
+        if len(answer) >= len(response.strip()):
             break
-        parts.append(text)
-    return " ".join(parts)
+        answer += " " + text
+    return answer
 
 
 def _entity_parenthetical(table: str, note: Callable[[object], str], opener: str, prompt: str, response: str,
