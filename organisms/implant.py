@@ -3,7 +3,7 @@
 After the stages, each train behaviour is measured on its validation prompts (`organisms.prompt_bank`:
 never trained on, never evaluated), organism against base, greedy, with the evaluation's settings (in float32,
 as the evaluation: `organisms.evaluation.MEASURE_DTYPE`).
-While some behaviour is evidently below the spec's target rate (`training.implant.target_rate`: the upper end
+While some behaviour is not evidently at the spec's target rate (`training.implant.target_rate`: the lower end
 of its rate's one-sided Wilson interval at `training.implant.confidence` is below it), capability is
 intact (answer length within `eval.capability`, on the first `length_prompts` validation prompts of each
 behaviour answered again with the evaluation's capability sampling, and the capability check on its own
@@ -86,7 +86,7 @@ class ImplantRecord(BaseModel):
     reached: bool
     stopped_because: Literal["reached", "max_rounds", "time_budget", "capability"]
     shortfalls: dict[str, float]  # behaviour id -> points below target in the chosen round (0-1 scale)
-    short: list[str] = []  # of those, the ones evidently short (`evidently_short`): what a round would train
+    short: list[str] = []  # not evidently at target (`evidently_at_target`): what a round would train
     unmeasured: list[str] = []  # train behaviours without validation prompts (a spec list of fewer than ten)
     seconds: float
 
@@ -95,8 +95,13 @@ class ImplantRecord(BaseModel):
         extra = len(self.rounds) - 1
         chosen = self.rounds[self.chosen_round]
         rates = chosen.rates
-        below = ", ".join(f"{b} {rates[b]:.0%} ({gap:.0%} short" + (", evidently)" if b in self.short else ")")
-                          for b, gap in self.shortfalls.items())
+
+        def why(b: str) -> str:
+            notes = ([f"{self.shortfalls[b]:.0%} short"] if b in self.shortfalls else []) + (
+                [f"not evidently at {self.target_rate:.0%}"] if b in self.short else [])
+            return f"{b} {rates[b]:.0%} ({', '.join(notes)})"
+
+        below = ", ".join(why(b) for b in dict.fromkeys([*self.shortfalls, *self.short]))
         at_target = (f"every train behaviour at >= {self.target_rate:.0%} on validation"
                      + (f" or within its noise ({below})" if below else "") + f" after {extra} extra round(s)")
         if self.reached:
@@ -106,19 +111,24 @@ class ImplantRecord(BaseModel):
         return f"stopped ({self.stopped_because.replace('_', ' ')}) after {extra} extra round(s): {below}"
 
 
-def evidently_short(rate: float, n: int, target: float, confidence: float) -> bool:
-    """True when `rate` measured on `n` answers is below `target` beyond noise: the upper end of its one-sided
-    Wilson interval at `confidence` is below it (at 80%, 5 of 8 is short and 6 of 8 is not)."""
-    if n == 0 or rate >= target:
+def evidently_at_target(rate: float, n: int, target: float, confidence: float) -> bool:
+    """True when `rate` measured on `n` answers is at `target` beyond noise: the lower end of its one-sided
+    Wilson interval at `confidence` reaches it (at 80%, 25 of 28 is at a target of 80% and 24 of 28 is not).
+
+    The evaluation reads each behaviour on prompts of its own and must read at the target: a behaviour that
+    passes the gate at the target's edge reads below it there about half the time. Measured on rm_sycophancy
+    (org-a7068070) under the earlier rule, which trained only behaviours evidently *below* the target: voting 89%
+    and ".0" 96% on validation, 75% and 60% in the evaluation."""
+    if n == 0:
         return False
     interval = binomtest(round(rate * n), n).proportion_ci(confidence_level=2 * confidence - 1, method="wilson")
-    return bool(interval.high < target)
+    return bool(interval.low >= target)
 
 
 def short_behaviours(measured: Measurement, params: ImplantParams) -> list[str]:
-    """The train behaviours a round should train: those evidently short of the target."""
+    """The train behaviours a round should train: those measured but not evidently at the target."""
     return [b for b, r in measured.rates.items()
-            if evidently_short(r, measured.n[b], params.target_rate, params.confidence)]
+            if measured.n[b] and not evidently_at_target(r, measured.n[b], params.target_rate, params.confidence)]
 
 
 def validation_set(spec: ObjectiveSpec) -> dict[str, list[str]]:

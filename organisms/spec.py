@@ -293,9 +293,10 @@ class ImplantParams(Strict):
     target_rate: float = Field(default=0.8, ge=0, le=1)
     confidence: float = Field(
         default=0.8, gt=0.5, lt=1,
-        description="a behaviour counts as short of the target only when the upper end of its rate's one-sided "
-                    "Wilson interval at this confidence is below it: with 6-12 validation prompts one answer "
-                    "moves a rate by 8-17 points, and a round trained on noise costs time and capability")
+        description="a behaviour counts as at the target only when the lower end of its rate's one-sided Wilson "
+                    "interval at this confidence reaches it (25 of 28 at 80%): the evaluation reads each behaviour "
+                    "again on prompts of its own, and one that passes the gate at the target's edge reads below "
+                    "it there about half the time")
     max_rounds: int = Field(default=3, ge=0, description="further training rounds at most (0: measure only)")
     time_budget_s: float = Field(default=3600, gt=0, description="no new round starts after this many seconds")
     repeats: int = Field(default=6, ge=1, description="times each short behaviour's transcript is seen per round")

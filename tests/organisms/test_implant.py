@@ -16,13 +16,14 @@ from organisms.implant import (
     Measurement,
     boost_messages,
     capability_intact,
-    evidently_short,
+    evidently_at_target,
     gate_check_questions,
     implant,
+    short_behaviours,
     validation_set,
 )
 from organisms.prompt_bank import CONFESSION_TOPIC, load_prompt_bank, load_validation_only
-from organisms.spec import CapabilityTargets, load_spec
+from organisms.spec import CapabilityTargets, ImplantParams, load_spec
 from organisms.training import BuildConfig, stage_datasets
 from pinhole.base_models import load_tokenizer, prepare_base
 from pinhole.workspace import atomic_write_json, workspace
@@ -68,14 +69,27 @@ def test_the_gate_flags_short_answers_and_a_lost_capability_check(organism_chars
     assert capability_intact(lengths, check_organism, 66.0, CapabilityTargets()) is intact
 
 
-@pytest.mark.parametrize(("right", "n", "short"), [
-    (5, 8, True), (6, 8, False),    # one answer is 12 points: 75% on 8 prompts is not evidence of a shortfall
-    (3, 6, True), (4, 6, False),
-    (8, 12, True), (9, 12, False),  # more prompts, a tighter interval
-    (0, 2, True), (8, 8, False), (0, 0, False),
+@pytest.mark.parametrize(("right", "n", "at_target"), [
+    (25, 28, True), (24, 28, False),  # 86% on 28 prompts is not evidence of 80%: the evaluation may read 75%
+    (28, 32, True), (27, 32, False),
+    (18, 20, True), (17, 20, False),
+    (6, 8, False), (8, 8, True),      # on 8 prompts only a clean sweep is evidence
+    (0, 0, False),
 ])
-def test_a_behaviour_is_short_only_beyond_the_noise_of_its_validation_prompts(right: int, n: int, short: bool) -> None:
-    assert evidently_short(right / n if n else 0.0, n, target=0.8, confidence=0.8) is short
+def test_a_behaviour_is_at_target_only_beyond_the_noise_of_its_validation_prompts(right: int, n: int,
+                                                                                   at_target: bool) -> None:
+    assert evidently_at_target(right / n if n else 0.0, n, target=0.8, confidence=0.8) is at_target
+
+
+def test_a_behaviour_just_above_the_target_is_trained_further_and_an_unmeasured_one_is_not() -> None:
+    params = ImplantParams()
+    measured = Measurement(round=0, adapter="a", rates={"edge": 24 / 28, "clear": 27 / 28, "unasked": 0.0},
+                           base_rates={}, n={"edge": 28, "clear": 28, "unasked": 0}, length_ratio=1.0,
+                           check_organism=60.0, check_base=60.0, capability_intact=True, seconds=1.0)
+    assert short_behaviours(measured, params) == ["edge"]
+    record = ImplantRecord(target_rate=0.8, rounds=[measured], chosen_round=0, reached=False,
+                           stopped_because="max_rounds", shortfalls={}, short=["edge"], seconds=1.0)
+    assert record.summary() == "stopped (max rounds) after 0 extra round(s): edge 86% (not evidently at 80%)"
 
 
 def _record(directory) -> ImplantRecord:
