@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from audit_tools.residual import check_layer, hook_name, n_layers, readable_positions, residual_after
 from audit_tools.sae_store import SaeInfo, SaeTraining, adapter_sha256, list_saes, publish_sae
@@ -41,6 +41,8 @@ POSITIONS_READ = "no-sinks-v3"  # which tokens the cache holds (v1: all but the 
 
 class SaeSettings(BaseModel):
     """How to train an SAE. The defaults were chosen by measurement on rm_sycophancy (docs/microscope.md)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not a silent default
 
     layer: int | None = Field(default=None, description="decoder layer whose output is read; None: the middle one")
     architecture: str = Field(default="batchtopk", description="a sae-lens training architecture")

@@ -99,3 +99,5 @@ def test_clear_errors(fresh_organism: Path, tmp_path: Path) -> None:
         train_sae(fresh_organism, SaeSettings(architecture="sparse-magic", **TINY_SAE_SETTINGS), progress=False)
     with pytest.raises(FileNotFoundError, match="not a sae-lens SAE folder"):
         import_sae(fresh_organism, tmp_path)
+    with pytest.raises(ValueError, match="batch_size"):  # a misspelt setting, not a silent default
+        SaeSettings(batch_size=1024)
