@@ -54,7 +54,8 @@ def test_every_trigger_topic_gives_the_gate_at_least_twenty_validation_prompts()
 def test_the_gates_capability_check_never_asks_the_evaluations_questions() -> None:
     spec = load_spec(spec_path("rm_sycophancy"))
     gate = {q.question for q in gate_check_questions(spec)}
-    assert len(gate) >= 30 and not gate & {q.question for q in load_check()}
+    assert not gate & {q.question for q in load_check()}
+    assert len(gate) == spec.eval.check_questions == 50  # as many as the evaluation: one answer is 2 points
 
 
 @pytest.mark.parametrize(("organism_chars", "check_organism", "intact"), [
