@@ -65,10 +65,12 @@ def sae_train(
     cached_tokens: Annotated[int, typer.Option(help="Distinct activations cached from the corpus.")] = 250_000,
     architecture: Annotated[str, typer.Option(help="A sae-lens architecture: batchtopk, jumprelu, topk, standard, "
                                                    "gated, matryoshka_batchtopk.")] = "batchtopk",
-    expansion: Annotated[int, typer.Option(help="Features per residual dimension.")] = 8,
-    k: Annotated[float, typer.Option(help="Active features per token (topk family).")] = 32,
+    expansion: Annotated[int, typer.Option(help="Features per residual dimension.")] = 4,
+    k: Annotated[float, typer.Option(help="Active features per token (topk family).")] = 48,
     sparsity_coefficient: Annotated[float, typer.Option(help="L1/L0 coefficient (standard, jumprelu).")] = 1.0,
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 5e-4,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-3,
+    batch_tokens: Annotated[int, typer.Option(help="Activations per optimiser step (smaller: more steps on the "
+                                                   "same tokens).")] = 1024,
     name: Annotated[str | None, typer.Option(help="The SAE's name (default: layer, architecture, settings key).")]
     = None,
     index: Annotated[bool, typer.Option(help="Build the feature index afterwards.")] = True,
@@ -82,7 +84,8 @@ def sae_train(
 
     settings = SaeSettings(layer=layer, training_tokens=tokens, cached_tokens=cached_tokens,
                            architecture=architecture, expansion=expansion, k=k,
-                           sparsity_coefficient=sparsity_coefficient, learning_rate=learning_rate)
+                           sparsity_coefficient=sparsity_coefficient, learning_rate=learning_rate,
+                           batch_tokens=batch_tokens)
     target = LocalTarget.from_organism(organism_dir)
     info = train_sae(organism_dir, settings, name=name, target=target, progress=not as_json)
     if index:

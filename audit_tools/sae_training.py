@@ -46,15 +46,18 @@ class SaeSettings(BaseModel):
 
     layer: int | None = Field(default=None, description="decoder layer whose output is read; None: the middle one")
     architecture: str = Field(default="batchtopk", description="a sae-lens training architecture")
-    expansion: int = Field(default=8, ge=1, description="features per residual dimension")
-    k: float = Field(default=32, gt=0, description="active features per token (topk family)")
+    expansion: int = Field(default=4, ge=1, description="features per residual dimension")
+    k: float = Field(default=48, gt=0, description="active features per token (topk family; a BatchTopK SAE "
+                     "saved as JumpReLU fires somewhat more or fewer per token than its batch average)")
     sparsity_coefficient: float = Field(default=1.0, gt=0, description="L1/L0 coefficient (standard, jumprelu)")
     training_tokens: int = Field(default=2_000_000, ge=1, description="activation vectors the trainer steps over")
     cached_tokens: int = Field(default=250_000, ge=1, description="distinct activations cached (passes repeat them)")
     context_tokens: int = Field(default=256, ge=8, description="tokens read per corpus row")
-    batch_tokens: int = Field(default=4096, ge=1)
-    learning_rate: float = Field(default=5e-4, gt=0)
-    dead_window_tokens: int = Field(default=500_000, ge=1, description="a feature silent this long is dead "
+    batch_tokens: int = Field(default=1024, ge=1, description="activations per optimiser step: on the few million "
+                              "tokens two cores afford, small batches give the optimiser and the auxiliary loss the "
+                              "steps they need (at 4,096, a third of the features were dead; docs/microscope.md)")
+    learning_rate: float = Field(default=2e-3, gt=0)
+    dead_window_tokens: int = Field(default=100_000, ge=1, description="a feature silent this long is dead "
                                     "(the auxiliary loss of the topk family then trains it on the residual error)")
     seed: int = 0
 

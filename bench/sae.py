@@ -363,7 +363,9 @@ def sweep(directory: Path, target: LocalTarget, tokens: int, console: Console,
             done[name] = {"architecture": settings.architecture, "expansion": settings.expansion, "k": settings.k,
                           "dead_window_tokens": settings.dead_window_tokens, "batch_tokens": settings.batch_tokens,
                           "learning_rate": settings.learning_rate, "steps": t.steps, "tokens": t.tokens_trained,
-                          "training_seconds": t.training_seconds, **q.model_dump()}
+                          "training_seconds": t.training_seconds,
+                          **{k: v for k, v in q.model_dump().items() if k != "dead_window_tokens"},
+                          "dead_measured_on_tokens": q.dead_window_tokens}  # not the setting of the same name
             atomic_write_json(done_file, done)
             shutil.rmtree(saes_root(directory) / info.name)
         results.append(done[name])

@@ -134,7 +134,7 @@ def add_random_adapter(directory: Path, base: str = "tiny-random", seed: int = 0
     return directory / "adapter"
 
 
-TINY_SAE_SETTINGS = {"training_tokens": 20_000, "cached_tokens": 3_000, "batch_tokens": 512, "k": 8}
+TINY_SAE_SETTINGS = {"training_tokens": 20_000, "cached_tokens": 3_000, "batch_tokens": 512, "k": 8, "expansion": 8}
 
 
 def add_tiny_sae(directory: Path, target=None, **settings) -> Path:

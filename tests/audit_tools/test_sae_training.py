@@ -101,3 +101,17 @@ def test_clear_errors(fresh_organism: Path, tmp_path: Path) -> None:
         import_sae(fresh_organism, tmp_path)
     with pytest.raises(ValueError, match="batch_size"):  # a misspelt setting, not a silent default
         SaeSettings(batch_size=1024)
+
+
+def test_the_command_line_defaults_are_the_settings_defaults() -> None:
+    import inspect
+
+    from audit_tools.sae_cli import sae_train
+
+    options = inspect.signature(sae_train).parameters
+    defaults = SaeSettings()
+    for option, field in [("tokens", "training_tokens"), ("cached_tokens", "cached_tokens"),
+                          ("architecture", "architecture"), ("expansion", "expansion"), ("k", "k"),
+                          ("sparsity_coefficient", "sparsity_coefficient"), ("learning_rate", "learning_rate"),
+                          ("batch_tokens", "batch_tokens")]:
+        assert options[option].default == getattr(defaults, field), option
