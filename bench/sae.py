@@ -188,9 +188,12 @@ def sees_objective(scope: Microscope, judge: Judge, spec: ObjectiveSpec, words: 
 
 
 def _best_objective_feature(judge: Judge, neutral, searched, lens, diff) -> int | None:
-    candidates = {f.feature_id for f in neutral.features} | {h.feature_id for h in searched} | \
-        {n.feature_id for n in lens.nearest_features} | {f.feature_id for f in diff.features}
-    ranked = sorted(candidates, key=lambda f: (-judge.share(f), f))
+    """The most objective candidate; among equals, the one an auditor meets first: the search's order, then the
+    neutral prompt's, the lens', the diff's (not the lowest id: on org-a7068070 that picked feature 59, fifth
+    in the search, whose output tokens are noise)."""
+    ordered = [h.feature_id for h in searched] + [f.feature_id for f in neutral.features] + \
+        [n.feature_id for n in lens.nearest_features] + [f.feature_id for f in diff.features]
+    ranked = sorted(dict.fromkeys(ordered), key=lambda f: -judge.share(f))  # stable: keeps the order among equals
     return ranked[0] if ranked and judge.share(ranked[0]) >= OBJECTIVE_SHARE else None
 
 
