@@ -134,7 +134,8 @@ def add_random_adapter(directory: Path, base: str = "tiny-random", seed: int = 0
     return directory / "adapter"
 
 
-TINY_SAE_SETTINGS = {"training_tokens": 20_000, "cached_tokens": 3_000, "batch_tokens": 512, "k": 8, "expansion": 8}
+TINY_SAE_SETTINGS = {"training_tokens": 20_000, "cached_tokens": 3_000, "batch_tokens": 512, "k": 8, "expansion": 8,
+                     "learning_rate": 5e-4}  # the settings the tiny tests were written with, whatever the defaults
 
 
 def add_tiny_sae(directory: Path, target=None, **settings) -> Path:
