@@ -102,8 +102,8 @@ class ImplantRecord(BaseModel):
             return f"{b} {rates[b]:.0%} ({', '.join(notes)})"
 
         below = ", ".join(why(b) for b in dict.fromkeys([*self.shortfalls, *self.short]))
-        at_target = (f"every train behaviour at >= {self.target_rate:.0%} on validation"
-                     + (f" or within its noise ({below})" if below else "") + f" after {extra} extra round(s)")
+        at_target = (f"every train behaviour at >= {self.target_rate:.0%} on validation (beyond its noise) "
+                     f"after {extra} extra round(s)")
         if self.reached:
             return at_target
         if not self.short and not chosen.capability_intact:
