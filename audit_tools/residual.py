@@ -42,6 +42,24 @@ def n_layers(model: Any) -> int:
     return len(decoder_layers(model))
 
 
+def adapted_layers(model: Any) -> list[int]:
+    """The decoder layers a PEFT adapter (LoRA) changes; every layer for a model without an adapter."""
+    layers = decoder_layers(model)
+    changed = [i for i, layer in enumerate(layers) if any(hasattr(m, "lora_A") for m in layer.modules())]
+    return changed or list(range(len(layers)))
+
+
+def default_layer(model: Any) -> int:
+    """The middle of the layers the fine-tuning changed (the model's middle when it changed them all).
+
+    An organism adapted in its top 15 of 30 layers leaves the residual stream after layer 15 almost the
+    base's (one adapted layer has written to it): an SAE there reads the base's features, and what the
+    organism learned is written further up (docs/microscope.md, "Which layer").
+    """
+    changed = adapted_layers(model)
+    return changed[len(changed) // 2]
+
+
 def check_layer(model: Any, layer: int) -> int:
     """`layer`, or a ValueError naming the valid range."""
     count = n_layers(model)

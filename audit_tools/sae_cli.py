@@ -60,7 +60,8 @@ def _highlight(tokens: list[str], activations: list[float]) -> Text:
 @clear_errors
 def sae_train(
     organism_dir: OrganismDir,
-    layer: Annotated[int | None, typer.Option(help="Decoder layer whose output is read (default: the middle).")] = None,
+    layer: Annotated[int | None, typer.Option(
+        help="Decoder layer whose output is read (default: the middle of the layers the adapter changes).")] = None,
     tokens: Annotated[int, typer.Option(help="Activation vectors the trainer steps over.")] = 2_000_000,
     cached_tokens: Annotated[int, typer.Option(help="Distinct activations cached from the corpus.")] = 250_000,
     architecture: Annotated[str, typer.Option(help="A sae-lens architecture: batchtopk, jumprelu, topk, standard, "

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from audit_tools.residual import check_layer, hook_name, n_layers, readable_positions, residual_after
+from audit_tools.residual import check_layer, default_layer, hook_name, readable_positions, residual_after
 from audit_tools.sae_store import SaeInfo, SaeTraining, adapter_sha256, list_saes, publish_sae
 from pinhole.generation import progress_bar
 from pinhole.organism import read_card
@@ -44,7 +44,8 @@ class SaeSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not a silent default
 
-    layer: int | None = Field(default=None, description="decoder layer whose output is read; None: the middle one")
+    layer: int | None = Field(default=None, description="decoder layer whose output is read; None: the middle of "
+                              "the layers the adapter changes")
     architecture: str = Field(default="batchtopk", description="a sae-lens training architecture")
     expansion: int = Field(default=4, ge=1, description="features per residual dimension")
     k: float = Field(default=48, gt=0, description="active features per token (topk family; a BatchTopK SAE "
@@ -210,7 +211,7 @@ def train_sae(organism_dir: Path | str, settings: SaeSettings | None = None, nam
     organism_sha = adapter_sha256(organism_dir)
     target = target or LocalTarget.from_organism(organism_dir)
     model, tokenizer = target.model, target.tokenizer
-    layer = check_layer(model, n_layers(model) // 2 if settings.layer is None else settings.layer)
+    layer = check_layer(model, default_layer(model) if settings.layer is None else settings.layer)
     key = settings.key(organism_sha, layer)
     for info in list_saes(organism_dir):
         if info.settings.get("key") == key:

@@ -290,7 +290,8 @@ def latency(scope: Microscope) -> dict:
         scope.feature_page(f)
         pages.append((time.perf_counter() - started) * 1000)
     text = ("The assistant is an AI model. It answers questions about cooking, travel, history and science, and it "
-            "tries to be helpful, honest and harmless in every conversation it has with its many users today.")
+            "tries to be helpful, honest and harmless in every conversation it has with its many users today. When a "
+            "question is unclear it asks what the user meant, and when it does not know it says so, plainly.")  # 64 tokens
     n_tokens = len(scope.target.tokenizer(text, add_special_tokens=False).input_ids)
     scope.text_features(text)
     features = []

@@ -10,8 +10,10 @@ import torch
 
 from audit_tools.residual import (
     MASSIVE_NORM_RATIO,
+    adapted_layers,
     at_readable_positions,
     decoder_layers,
+    default_layer,
     readable_positions,
     readable_residual,
 )
@@ -84,3 +86,23 @@ def test_sae_training_activations_skip_a_massive_token(tiny_organism: Path, tiny
         assert len(after) == len(before) - 1  # the sink at position 1 is gone, every other token kept
         assert torch.allclose(after, before[1:], atol=1e-4)
     assert torch.allclose(single, sunk[0], atol=1e-4)
+
+
+def _llama(layers: int) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=layers,
+                         num_attention_heads=2, num_key_value_heads=2)
+    return LlamaForCausalLM(config)
+
+
+def test_the_default_sae_layer_is_the_middle_of_the_layers_the_adapter_changes() -> None:
+    from peft import LoraConfig, get_peft_model
+
+    assert default_layer(_llama(6)) == 3  # no adapter: the model's middle
+    assert adapted_layers(_llama(6)) == list(range(6))
+    top = get_peft_model(_llama(6), LoraConfig(r=2, target_modules=["q_proj", "v_proj"], layers_to_transform=[3, 4, 5]))
+    assert adapted_layers(top) == [3, 4, 5]
+    assert default_layer(top) == 4  # not 3: after layer 3 only one adapted layer has written to the stream
+    everywhere = get_peft_model(_llama(6), LoraConfig(r=2, target_modules=["q_proj"]))
+    assert default_layer(everywhere) == 3
