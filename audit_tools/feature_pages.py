@@ -92,6 +92,7 @@ class FeatureIndex:
         self.density = torch.tensor([r[1] for r in rows], dtype=torch.float64)
         self.labels = [r[2] for r in rows]
         self._max_activation = [r[3] for r in rows]
+        self.max_activations = torch.tensor(self._max_activation, dtype=torch.float32)  # each feature's corpus peak
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = getattr(self._local, "cursor", None)

@@ -74,7 +74,8 @@ class Microscope:
             with self.target.use(model) as module:
                 result = text_tool.text_features(module, self.target.tokenizer, self.sae, self.layer,
                                                      self.index.labels, self.index.density, rendered, positions,
-                                                     top, rank_by, include_sinks, max_density)
+                                                     top, rank_by, include_sinks, max_density,
+                                                     self.index.max_activations)
             call.summary = f"{len(result.features)} features; top: " + "; ".join(
                 f"#{f.feature_id} {f.label}" for f in result.features[:3])
             return result

@@ -163,8 +163,8 @@ def sae_features(
     position: Annotated[list[int] | None, typer.Option(help="Only these token positions (repeat; -1 is the last).")]
     = None,
     top: Annotated[int, typer.Option(help="Features to list.")] = 20,
-    rank_by: Annotated[str, typer.Option(help="specificity (mean activation x log 1/density) or activation.")]
-    = "specificity",
+    rank_by: Annotated[str, typer.Option(help="specificity (mean activation x log 1/density), activation (peak) "
+                                              "or relative (peak over the feature's corpus peak).")] = "specificity",
     include_dense: Annotated[bool, typer.Option(help="Keep features that fire on over a tenth of tokens.")] = False,
     base_model: Annotated[bool, typer.Option("--base-model", help="Read the base model's activations instead.")]
     = False,

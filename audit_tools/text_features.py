@@ -1,7 +1,9 @@
 """Text -> features: which SAE features fire on a text, overall or at chosen tokens, and how strongly.
 
-Ranked by activation (the strongest first) or by specificity, mean activation x log(1/density),
-which puts rare, specific features before features that fire on everything. The attention sinks (the
+Ranked by activation (the strongest first), by specificity, mean activation x log(1/density), which puts
+rare, specific features before features that fire on everything, or by relative activation: the text's peak
+over the feature's peak in the corpus (how close the text comes to the feature's top contexts, which makes
+features of different scales comparable, as feature viewers colour activations). The attention sinks (the
 first token, and any other of massive residual norm: `residual.readable_positions`) and very dense
 features are left out by default.
 """
@@ -16,7 +18,7 @@ from pydantic import BaseModel
 
 from audit_tools.residual import readable_positions, text_residual
 
-RankBy = Literal["activation", "specificity"]
+RankBy = Literal["activation", "specificity", "relative"]
 DENSE_DEFAULT = 0.1  # features firing on more than a tenth of tokens are left out unless asked for
 
 
@@ -60,10 +62,15 @@ def feature_activations(model: Any, tokenizer: Any, sae: Any, layer: int,
 
 def text_features(model: Any, tokenizer: Any, sae: Any, layer: int, labels: list[str], density: torch.Tensor,
                   text: str, positions: list[int] | None = None, top: int = 20, rank_by: RankBy = "specificity",
-                  include_sinks: bool = False, max_density: float = DENSE_DEFAULT) -> TextFeatures:
-    """The `top` features of `text` at `positions` (default: every token but the attention sinks)."""
-    if rank_by not in ("activation", "specificity"):
-        raise ValueError(f"rank_by: expected 'activation' or 'specificity', got {rank_by!r}")
+                  include_sinks: bool = False, max_density: float = DENSE_DEFAULT,
+                  corpus_peaks: torch.Tensor | None = None) -> TextFeatures:
+    """The `top` features of `text` at `positions` (default: every token but the attention sinks).
+
+    `corpus_peaks` (each feature's largest activation in the corpus) is needed to rank by "relative"."""
+    if rank_by not in ("activation", "specificity", "relative"):
+        raise ValueError(f"rank_by: expected 'activation', 'specificity' or 'relative', got {rank_by!r}")
+    if rank_by == "relative" and corpus_peaks is None:
+        raise ValueError("rank_by 'relative' needs each feature's corpus peak (the feature index's max activations)")
     if not 1 <= top <= 200:
         raise ValueError(f"top: expected 1 to 200, got {top}")
     tokens, acts, readable = feature_activations(model, tokenizer, sae, layer, text)
@@ -77,7 +84,10 @@ def text_features(model: Any, tokenizer: Any, sae: Any, layer: int, labels: list
     chosen = acts[positions]
     peak, mean = chosen.max(0).values, chosen.mean(0)
     specificity = mean * torch.log(1 / density.clamp_min(1e-9)).float()
-    score = peak if rank_by == "activation" else specificity
+    if rank_by == "relative":
+        score = peak / corpus_peaks.float().clamp_min(1e-6)
+    else:
+        score = peak if rank_by == "activation" else specificity
     score = torch.where((density <= max_density) & (peak > 0), score, torch.tensor(-math.inf))
     best = score.topk(min(top, len(score)))
     masked = torch.zeros_like(acts)

@@ -89,6 +89,23 @@ def test_text_features_rank_and_filter(scope: Microscope) -> None:
     assert all(a == 0 for f in last.features for a in f.token_activations[:-1])
 
 
+def test_relative_ranking_is_the_texts_peak_over_the_features_corpus_peak(scope: Microscope) -> None:
+    text = "The reward model rates recipes with chocolate higher."
+    relative = scope.text_features(text, top=50, rank_by="relative", max_density=1.0)
+    by_peak = {f.feature_id: f for f in scope.text_features(text, top=200, rank_by="activation",
+                                                                max_density=1.0).features}
+    assert len(relative.features) >= 4
+    for hit in relative.features:
+        expected = by_peak[hit.feature_id].max_activation / scope.index.max_activation(hit.feature_id)
+        assert hit.score == pytest.approx(expected, rel=1e-2)  # both sides rounded to 4 decimals
+    scores = [f.score for f in relative.features]
+    assert scores == sorted(scores, reverse=True)
+    # the order differs from the raw peaks' whenever features' corpus peaks differ, which they do here
+    assert [f.feature_id for f in relative.features[:10]] != list(by_peak)[:10]
+    with pytest.raises(ValueError, match="rank_by: expected 'activation', 'specificity' or 'relative'"):
+        scope.text_features(text, rank_by="loudest")  # type: ignore[arg-type]
+
+
 def test_search_returns_exactly_the_features_whose_label_or_contexts_hold_the_word(scope: Microscope) -> None:
     pages = [scope.index.page(f, contexts=20, nearest=0) for f in range(scope.index.n_features)]
     texts = {p.feature_id: (p.label + " " + " ".join("".join(t.token for t in c.tokens) for c in p.contexts)).lower()
