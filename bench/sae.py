@@ -210,9 +210,10 @@ def sees_objective(scope: Microscope, judge: Judge, spec: ObjectiveSpec, words: 
                       # overall or at any position (the issue's "objective words ... among its nearest features")
                       "behaviour_nearest": sorted({(n[0], n[4]) for n in every_nearest if n[4]}),
                       "objective_words_in_nearest": sorted({w for n in every_nearest for w in n[5]})},
-        "feature_diff": {"features": [(f.feature_id, f.label, f.difference, round(judge.share(f.feature_id), 2))
-                                      for f in diff.features],
-                         "objective": sum(judge.share(f.feature_id) >= OBJECTIVE_SHARE for f in diff.features)},
+        "feature_diff": {"features": [(f.feature_id, f.label, f.difference, round(judge.share(f.feature_id), 2),
+                                       judge.behaviour(f.feature_id)) for f in diff.features],
+                         "objective": sum(judge.share(f.feature_id) >= OBJECTIVE_SHARE for f in diff.features),
+                         "behaviour_features": sum(judge.behaviour(f.feature_id) is not None for f in diff.features)},
         "best_objective_feature": _best_objective_feature(judge, neutral, searched, lens, diff),
     }
 
@@ -408,6 +409,11 @@ def sweep(directory: Path, target: LocalTarget, tokens: int, console: Console,
     return results
 
 
+def _behaviours(features: list) -> str:
+    """'6 (movie_recommendations, encourage_voting)': how many behaviour features, and of which behaviours."""
+    return f"{len(features)} ({', '.join(dict.fromkeys(b for _, b in features))})" if features else "-"
+
+
 def print_tables(all_rows: list[dict], console: Console) -> None:
     rows = [r for r in all_rows if "sae" in r]
     table = Table(title="SAEs and feature indexes (targets: EV >= 0.8 at L0 <= 64, dead <= 10%, loss recovered "
@@ -438,7 +444,8 @@ def print_tables(all_rows: list[dict], console: Console) -> None:
     table = Table(title="Does the microscope see the objective? (rank of the first objective feature in the top 10)")
     for column in ("organism", "neutral prompt (spec./act./rel.; chat)", "search (query)", "lens: objective tokens",
                    "lens: objective nearest", "lens per position: objective tokens", "per position: objective nearest",
-                   "lens: behaviour features; objective words in nearest", "diff: objective of 20"):
+                   "lens: behaviour features; objective words in nearest",
+                   "diff: objective of 20 (behaviour features)"):
         table.add_column(column)
     for r in rows:
         s = r["sees"]
@@ -450,9 +457,9 @@ def print_tables(all_rows: list[dict], console: Console) -> None:
                       str(s["diff_lens"]["objective_nearest"]),
                       " ".join(repr(t) for t in s["diff_lens"]["objective_tokens_any_position"]) or "-",
                       " ".join(f"#{f}" for f in s["diff_lens"]["objective_nearest_any_position"]) or "-",
-                      (" ".join(f"#{f} {b}" for f, b in s["diff_lens"].get("behaviour_nearest", [])) or "-") + "; "
+                      _behaviours(s["diff_lens"].get("behaviour_nearest", [])) + "; "
                       + (" ".join(s["diff_lens"].get("objective_words_in_nearest", [])) or "-"),
-                      str(s["feature_diff"]["objective"]))
+                      f"{s['feature_diff']['objective']} ({s['feature_diff'].get('behaviour_features', '-')})")
     console.print(table)
     for r in rows:
         if "steering" in r:
@@ -460,7 +467,7 @@ def print_tables(all_rows: list[dict], console: Console) -> None:
             for column in ("strength", "p(objective tokens), first answer token", "answers using objective words"):
                 t.add_column(column)
             for x in r["steering"]["rows"]:
-                t.add_row(str(x["strength"]), f"{x['objective_probability']:.5f}",
+                t.add_row(str(x["strength"]), f"{x['objective_probability']:.2e}",
                           f"{x['answers_with_objective_words']:.0%}")
             console.print(t)
         a = r.get("ablation")
