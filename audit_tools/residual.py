@@ -54,7 +54,7 @@ def default_layer(model: Any) -> int:
 
     An organism adapted in its top 15 of 30 layers leaves the residual stream after layer 15 almost the
     base's (one adapted layer has written to it): an SAE there reads the base's features, and what the
-    organism learned is written further up (docs/microscope.md, "Which layer").
+    organism learned is written further up (docs/microscope.md, "What it reads").
     """
     changed = adapted_layers(model)
     return changed[len(changed) // 2]
