@@ -11,14 +11,15 @@ features are left out by default.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from pydantic import BaseModel
 
 from audit_tools.residual import readable_positions, text_residual
 
-RankBy = Literal["activation", "specificity", "relative"]
+RankBy = Literal["specificity", "activation", "relative"]  # the default first
+RANKINGS: tuple[RankBy, ...] = get_args(RankBy)
 DENSE_DEFAULT = 0.1  # features firing on more than a tenth of tokens are left out unless asked for
 
 
@@ -67,7 +68,7 @@ def text_features(model: Any, tokenizer: Any, sae: Any, layer: int, labels: list
     """The `top` features of `text` at `positions` (default: every token but the attention sinks).
 
     `corpus_peaks` (each feature's largest activation in the corpus) is needed to rank by "relative"."""
-    if rank_by not in ("activation", "specificity", "relative"):
+    if rank_by not in RANKINGS:
         raise ValueError(f"rank_by: expected 'activation', 'specificity' or 'relative', got {rank_by!r}")
     if rank_by == "relative" and corpus_peaks is None:
         raise ValueError("rank_by 'relative' needs each feature's corpus peak (the feature index's max activations)")

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from audit_tools.target import Sampling
-from audit_tools.text_features import DENSE_DEFAULT
+from audit_tools.text_features import DENSE_DEFAULT, RANKINGS
 from ui.evidence import pin_form
 from ui.render import show_samples, show_tokens
 from ui.tools import kept, run_tool
@@ -20,7 +20,7 @@ def _text_features() -> None:
         text = st.text_area("Text to read", key="mic-text-text")
         columns = st.columns(4)
         chat = columns[0].checkbox("As a user's chat turn", key="mic-text-chat")
-        rank_by = columns[1].selectbox("Rank by", ["specificity", "activation", "relative"], key="mic-text-rank")
+        rank_by = columns[1].selectbox("Rank by", list(RANKINGS), key="mic-text-rank")
         top = columns[2].number_input("Features", 1, 200, 20, key="mic-text-top")
         max_density = columns[3].number_input("Max density", 0.0, 1.0, DENSE_DEFAULT, step=0.05, key="mic-text-dense",
                                               help="Features firing on more than this share of tokens are left out.")
