@@ -91,8 +91,7 @@ class FeatureIndex:
             raise ValueError(f"{index_path(folder)}: indexes {len(rows)} features, the SAE has {self.n_features}")
         self.density = torch.tensor([r[1] for r in rows], dtype=torch.float64)
         self.labels = [r[2] for r in rows]
-        self._max_activation = [r[3] for r in rows]
-        self.max_activations = torch.tensor(self._max_activation, dtype=torch.float32)  # each feature's corpus peak
+        self.max_activations = torch.tensor([r[3] for r in rows], dtype=torch.float64)  # each feature's corpus peak
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = getattr(self._local, "cursor", None)
@@ -108,7 +107,7 @@ class FeatureIndex:
 
     def max_activation(self, feature_id: int) -> float:
         """The feature's largest activation on the corpus."""
-        return self._max_activation[self.check_feature(feature_id)]
+        return float(self.max_activations[self.check_feature(feature_id)])
 
     def summary(self, feature_id: int, score: float | None = None) -> FeatureSummary:
         """A feature's id, label and density."""
