@@ -13,7 +13,8 @@ the other train behaviours' transcripts (rehearsed), as many ordinary chats and 
 exchange, so that the rest is not forgotten. Each
 round is a resumable stage of its own (`stages/boost-<n>/`) and its measurement is kept in
 `implant/round-<n>.json`. The round published is the closest to the target among those with
-capability intact; the record says which behaviours fell short and by how much.
+capability intact (on a tie, the one with more behaviours evidently at it, then the earlier); the record
+says which behaviours fell short and by how much.
 """
 
 from __future__ import annotations
@@ -244,7 +245,7 @@ def implant(build_dir: Path, config: BuildConfig, progress: bool = True) -> Impl
         stopped = _stop_reason(rounds, config.spec)
         if stopped is not None:
             break
-    chosen = _closest(rounds, params.target_rate)
+    chosen = _closest(rounds, params)
     shortfalls = {b: round(params.target_rate - r, 4) for b, r in chosen.rates.items() if r < params.target_rate}
     short = short_behaviours(chosen, params)
     record = ImplantRecord(target_rate=params.target_rate, rounds=rounds, chosen_round=chosen.round,
@@ -290,11 +291,18 @@ def _stop_reason(rounds: list[Measurement], spec: ObjectiveSpec) -> str | None:
     return None
 
 
-def _closest(rounds: list[Measurement], target: float) -> Measurement:
+def _closest(rounds: list[Measurement], params: ImplantParams) -> Measurement:
     """The round nearest the target (mean of each rate capped at the target) among those with capability intact
-    (all rounds when none is); the later one on a tie."""
+    (all rounds when none is). Among equals, the one with more behaviours evidently at the target, then the earlier:
+    a round that moved no rate added only training (benign_decoy's build f9d9b1dcf0f50398, 2026-12-05: rounds 0 and
+    1 both 23/28, round 1 at 1.32x the base's length and 14 points lower on the check)."""
     pool = [m for m in rounds if m.capability_intact] or rounds
-    return max(pool, key=lambda m: (sum(min(r, target) for r in m.rates.values()) / max(len(m.rates), 1), m.round))
+
+    def key(m: Measurement) -> tuple[float, int, int]:
+        capped = sum(min(r, params.target_rate) for r in m.rates.values()) / max(len(m.rates), 1)
+        return capped, len(m.rates) - len(short_behaviours(m, params)), -m.round
+
+    return max(pool, key=key)
 
 
 def chosen_adapter(build_dir: Path, spec: ObjectiveSpec) -> Path:

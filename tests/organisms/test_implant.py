@@ -221,3 +221,26 @@ def test_a_round_that_reaches_its_rates_by_losing_capability_stops_for_capabilit
     record = implant(tmp_path, config, progress=False)
     assert record.stopped_because == "capability" and not record.reached and record.chosen_round == 0
     assert record.summary().startswith("stopped (capability) after 1 extra round(s): gives_hints 20%")
+
+
+def _recorded_rounds(directory, behaviour: str, rounds: list[tuple[int, bool]]) -> None:
+    """Write measured rounds (answers with the behaviour out of 28, capability intact) for `implant` to read."""
+    for index, (hits, intact) in enumerate(rounds):
+        measured = Measurement(round=index, adapter=f"round-{index}", rates={behaviour: round(hits / 28, 4)},
+                               base_rates={behaviour: 0.0}, n={behaviour: 28}, length_ratio=1.0 if intact else 2.0,
+                               check_organism=70.0 if intact else 50.0, check_base=66.0, capability_intact=intact,
+                               seconds=1.0)
+        atomic_write_json(directory / "implant" / f"round-{index}.json", measured.model_dump())
+
+
+@pytest.mark.parametrize(("rounds", "chosen"), [
+    ([(23, True), (23, True), (26, False)], 0),  # benign_decoy, 2026-12-05: round 1 moved nothing, round 2 lost it
+    ([(24, True), (26, True)], 1),  # both capped at the target; only round 1 is evidently there
+])
+def test_among_rounds_equally_near_the_target_the_gate_publishes_the_one_evidently_at_it_else_the_earlier(
+        tmp_path, rounds, chosen) -> None:
+    _recorded_rounds(tmp_path, "cheerful_signoff", rounds)
+    spec = load_spec(spec_path("benign_decoy"), overrides=[f"training.implant.max_rounds={len(rounds) - 1}"])
+    record = implant(tmp_path, BuildConfig(spec=spec, base=prepare_base("tiny-random"), dtype="float32"),
+                     progress=False)
+    assert record.chosen_round == chosen
