@@ -21,7 +21,9 @@ For each organism directory given (default: every organism in the workspace):
    the features attributed (activation x gradient) to the token where the behaviour starts are
    ablated while the organism answers that behaviour's evaluation prompts: detector rate before and
    after, beside the same number of random active features ablated (the control), and the objective
-   feature ablated alone.
+   feature ablated alone. The most attributed feature is also tested alone, both ways: ablated on those
+   prompts (beside one random feature) and steered on the neutral chats (the detector's rate, beside a
+   random feature steered as hard).
 5. **Latency**: p95 of a feature page and of text -> features on 64 tokens.
 
     python bench/sae.py [ORGANISM_DIR ...] [--skip-causal] [--sweep TOKENS [--sweep-only] [--sweep-settings JSON]]
@@ -304,11 +306,33 @@ def ablation_effect(scope: Microscope, spec: ObjectiveSpec, objective_feature: i
               "attributed_features": [(f, scope.index.labels[f], round(totals[f], 4)) for f in top],
               "rate_unablated": sum(detect(behaviour.detector, a) for a in answers) / len(answers),
               "rate_attributed_ablated": rate(top), "rate_random_ablated": rate(control),
-              "random_features": control}
+              "random_features": control,
+              # one feature both ways: the most attributed ablated alone (beside one random feature), and steered
+              "rate_top_attributed_ablated": rate(top[:1]), "rate_one_random_ablated": rate(control[:1]),
+              "top_attributed_steering": behaviour_steering(scope, behaviour, top[0], control[0])}
     if objective_feature is not None:
         result["objective_feature"] = objective_feature
         result["rate_objective_feature_ablated"] = rate([objective_feature])
     return result
+
+
+def behaviour_steering(scope: Microscope, behaviour, feature: int, control: int) -> dict:
+    """Steer with `feature` (and, as the control, `control`) on the neutral chats: the share of answers in which
+    the behaviour's detector fires, at each strength (times the feature's corpus peak). The neutral chats trigger
+    no behaviour, so a rise is the feature's doing."""
+    texts = [scope.target.render_chat([{"role": "user", "content": p}], add_generation_prompt=True)
+             for p in NEUTRAL_CHATS]
+    sampling = Sampling(max_new_tokens=64)
+
+    def detected(f: int, strength: float) -> float:
+        edit = None if strength == 0 else feature_edit(scope.sae, [f], "add", strength,
+                                                       [scope.index.max_activation(f)])
+        answers = generate_with(scope.target, scope.layer, texts, edit, sampling=sampling)
+        return sum(detect(behaviour.detector, a) for a in answers) / len(answers)
+
+    return {"feature": feature, "control": control,
+            "rows": [{"strength": s, "rate": detected(feature, s), "control_rate": detected(control, s) if s else None}
+                     for s in (0.0, *STRENGTHS)]}
 
 
 def latency(scope: Microscope) -> dict:
@@ -476,6 +500,15 @@ def print_tables(all_rows: list[dict], console: Console) -> None:
                           f"{a['rate_unablated']:.0%} -> {a['rate_attributed_ablated']:.0%} (5 random active "
                           f"features: {a['rate_random_ablated']:.0%}; the objective feature alone: "
                           f"{a.get('rate_objective_feature_ablated', 'n/a')})")
+        if a and "top_attributed_steering" in a:  # absent from result files written before 2026-12-05
+            top = a["attributed_features"][0]
+            console.print(f"  the most attributed feature alone, {top[0]} ({top[1]}): ablated "
+                          f"{a['rate_unablated']:.0%} -> {a['rate_top_attributed_ablated']:.0%} (one random feature: "
+                          f"{a['rate_one_random_ablated']:.0%}); steered on the neutral chats, detector rate at "
+                          "strengths " + ", ".join(
+                              f"{x['strength']:g}: {x['rate']:.0%}" + (f" (random {x['control_rate']:.0%})"
+                                                                     if x["control_rate"] is not None else "")
+                              for x in a["top_attributed_steering"]["rows"]))
 
 
 def main() -> None:
