@@ -538,10 +538,10 @@ def main() -> None:
                 parser.error(f"{args.sweep_settings}: setting {change}: {error}")
     rows = [bench_organism(d, not args.skip_causal, console, args.sweep, args.sweep_only, settings)
             for d in directories]
-    print_tables(rows, console)
     atomic_write_json(args.out, {"machine": {"cpu": platform.processor() or platform.machine(),
                                              "threads": torch.get_num_threads()},
-                                 "organisms": rows})
+                                 "organisms": rows})  # before the tables: a printing slip must not lose a run
+    print_tables(rows, console)
     console.print(f"wrote {args.out}")
 
 
