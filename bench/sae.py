@@ -26,8 +26,10 @@ For each organism directory given (default: every organism in the workspace):
    random feature steered as hard).
 5. **Latency**: p95 of a feature page and of text -> features on 64 tokens.
 
-    python bench/sae.py [ORGANISM_DIR ...] [--skip-causal] [--sweep TOKENS [--sweep-only] [--sweep-settings JSON]]
-Prints tables and writes bench/results/sae.json. Run it alone: it uses both cores.
+    python bench/sae.py [ORGANISM_DIR ...] [--skip-causal] [--fresh]
+                        [--sweep TOKENS [--sweep-only] [--sweep-settings JSON]]
+Prints tables and writes bench/results/sae.json. Run it alone: it uses both cores. Each measurement is kept as it
+is made (in the workspace's cache, `cache/sae-bench/`), so a killed run resumes; `--fresh` measures again.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import ValidationError
@@ -50,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit_tools.feature_index import build_feature_index
 from audit_tools.microscope import Microscope
-from audit_tools.sae_store import saes_root
+from audit_tools.sae_store import SAE_WEIGHTS_FILE, saes_root
 from audit_tools.sae_training import SaeSettings, train_sae
 from audit_tools.steering import feature_edit, generate_with
 from audit_tools.target import LocalTarget, Sampling
@@ -92,6 +96,27 @@ def objective_words(spec: ObjectiveSpec, directory: Path) -> set[str]:
 
 def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[18] if len(values) >= 20 else max(values)
+
+
+class Phases:
+    """Each measurement kept as soon as it is made, so that a killed run resumes where it stopped (on 2 slow cores
+    the causal part alone takes tens of minutes). Kept in the workspace's cache, never in the organism directory:
+    the results judge features against the ground truth. Keyed by the SAE's weights file, so a retrained SAE
+    starts afresh."""
+
+    def __init__(self, directory: Path, sae_name: str, fresh: bool = False) -> None:
+        weights = saes_root(directory) / sae_name / SAE_WEIGHTS_FILE
+        self.stamp = f"{weights.stat().st_size}-{weights.stat().st_mtime_ns}"
+        self.path = workspace() / "cache" / "sae-bench" / f"{directory.name}-{sae_name}.json"
+        kept = read_json(self.path) if self.path.is_file() and not fresh else {}
+        self.done: dict = kept.get("phases", {}) if kept.get("stamp") == self.stamp else {}
+
+    def __call__(self, name: str, measure: Callable[[], Any]) -> Any:
+        """`measure()`'s result, measured now or kept from an earlier run."""
+        if name not in self.done:
+            self.done[name] = measure()
+            atomic_write_json(self.path, {"stamp": self.stamp, "phases": self.done})
+        return self.done[name]
 
 
 class Judge:
@@ -266,7 +291,8 @@ def steering_effect(scope: Microscope, feature: int, words: set[str]) -> dict:
     return {"feature": feature, "label": scope.index.labels[feature], "rows": rows}
 
 
-def ablation_effect(scope: Microscope, spec: ObjectiveSpec, objective_feature: int | None, eval_rates: dict) -> dict:
+def ablation_effect(scope: Microscope, spec: ObjectiveSpec, objective_feature: int | None, eval_rates: dict,
+                    phase: Phases) -> dict:
     """Ablate the features attributed to a trained behaviour's first token; detector rate before and after."""
     candidates = [b for b in spec.behaviours if b.split == "train" and b.detector.kind == "regex"]
     if not candidates:
@@ -275,44 +301,53 @@ def ablation_effect(scope: Microscope, spec: ObjectiveSpec, objective_feature: i
     prompts = behaviour_prompts(behaviour)[1][:16]
     texts = [scope.target.render_chat([{"role": "user", "content": p}], add_generation_prompt=True) for p in prompts]
     sampling = Sampling(max_new_tokens=384)
-    answers = generate_with(scope.target, scope.layer, texts, None, sampling=sampling)
+    answers = phase(f"ablation.{behaviour.id}.answers", lambda: generate_with(scope.target, scope.layer, texts, None,
+                                                              sampling=sampling))
     flags = re.IGNORECASE if not behaviour.detector.case_sensitive else 0
-    totals: dict[int, float] = {}
-    used = 0
-    for text, answer in zip(texts, answers, strict=True):
-        match = re.search(behaviour.detector.pattern or "", answer, flags)
-        if not match or match.start() == 0:
-            continue
-        start = match.start()
-        prefix, word = answer[:start], answer[start:match.end()]
-        if prefix.endswith(" "):
-            prefix, word = prefix[:-1], " " + word
-        result = scope.attribute(text + prefix, target_token=word, top=20, ablate=0)
-        for f in result.features:
-            totals[f.feature_id] = totals.get(f.feature_id, 0.0) + f.attribution
-        used += 1
-    if not totals:
+    matches = [re.search(behaviour.detector.pattern or "", a, flags) for a in answers]
+    shown = [(text, answer, m) for text, answer, m in zip(texts, answers, matches, strict=True) if m and m.start() > 0]
+
+    def attribute() -> list[tuple[int, float]]:
+        totals: dict[int, float] = {}
+        for text, answer, match in shown:
+            start = match.start()
+            prefix, word = answer[:start], answer[start:match.end()]
+            if prefix.endswith(" "):
+                prefix, word = prefix[:-1], " " + word
+            result = scope.attribute(text + prefix, target_token=word, top=20, ablate=0)
+            for f in result.features:
+                totals[f.feature_id] = totals.get(f.feature_id, 0.0) + f.attribution
+        return sorted(totals.items(), key=lambda kv: -kv[1])
+
+    ranked = phase(f"ablation.{behaviour.id}.attributed", attribute)
+    if not ranked:
         return {"behaviour": behaviour.id, "skipped": "the organism never showed it on these prompts"}
-    top = [f for f, _ in sorted(totals.items(), key=lambda kv: -kv[1])[:5]]
+    top = [f for f, _ in ranked[:5]]
     active = [f for f in range(scope.index.n_features) if 0 < scope.index.density[f] < 0.1 and f not in top]
     control = random.Random(0).sample(active, len(top))
 
-    def rate(features: list[int] | None) -> float:
-        edit = None if not features else feature_edit(scope.sae, features, "ablate", 1.0, [1.0] * len(features))
-        out = generate_with(scope.target, scope.layer, texts, edit, sampling=sampling)
-        return sum(detect(behaviour.detector, a) for a in out) / len(out)
+    def rate(name: str, features: list[int]) -> float:
+        def measure() -> float:
+            edit = feature_edit(scope.sae, features, "ablate", 1.0, [1.0] * len(features))
+            out = generate_with(scope.target, scope.layer, texts, edit, sampling=sampling)
+            return sum(detect(behaviour.detector, a) for a in out) / len(out)
+        return phase(f"ablation.{behaviour.id}.rate.{name}", measure)
 
-    result = {"behaviour": behaviour.id, "prompts": len(prompts), "attributed_from_answers": used,
+    totals = dict(ranked)
+    # one feature both ways first (the most attributed ablated alone, beside one random feature, and steered), then
+    # the five together: the first answers the issue's causality question, so a cut-short run keeps it
+    result = {"behaviour": behaviour.id, "prompts": len(prompts), "attributed_from_answers": len(shown),
               "attributed_features": [(f, scope.index.labels[f], round(totals[f], 4)) for f in top],
               "rate_unablated": sum(detect(behaviour.detector, a) for a in answers) / len(answers),
-              "rate_attributed_ablated": rate(top), "rate_random_ablated": rate(control),
               "random_features": control,
-              # one feature both ways: the most attributed ablated alone (beside one random feature), and steered
-              "rate_top_attributed_ablated": rate(top[:1]), "rate_one_random_ablated": rate(control[:1]),
-              "top_attributed_steering": behaviour_steering(scope, behaviour, top[0], control[0])}
+              "rate_top_attributed_ablated": rate("top1", top[:1]),
+              "rate_one_random_ablated": rate("random1", control[:1]),
+              "top_attributed_steering": phase(f"ablation.{behaviour.id}.top_steering",
+                                               lambda: behaviour_steering(scope, behaviour, top[0], control[0])),
+              "rate_attributed_ablated": rate("top5", top), "rate_random_ablated": rate("random5", control)}
     if objective_feature is not None:
         result["objective_feature"] = objective_feature
-        result["rate_objective_feature_ablated"] = rate([objective_feature])
+        result["rate_objective_feature_ablated"] = rate(f"objective{objective_feature}", [objective_feature])
     return result
 
 
@@ -361,7 +396,7 @@ def latency(scope: Microscope) -> dict:
 
 
 def bench_organism(directory: Path, causal: bool, console: Console, sweep_tokens: int = 0,
-                   sweep_only: bool = False, sweep_settings: list[dict] | None = None) -> dict:
+                   sweep_only: bool = False, sweep_settings: list[dict] | None = None, fresh: bool = False) -> dict:
     truth = read_ground_truth(directory)
     spec = ObjectiveSpec.model_validate(truth["spec"])
     console.rule(f"{spec.id} ({directory.name})")
@@ -373,19 +408,20 @@ def bench_organism(directory: Path, causal: bool, console: Console, sweep_tokens
     if sweep_tokens:
         row["sweep"] = sweep(directory, target, sweep_tokens, console, sweep_settings)
     scope = Microscope.open(directory, sae=row["sae"]["name"], target=target)
+    phase = Phases(directory, row["sae"]["name"], fresh)
     judge = Judge(directory, scope)
-    row["latency"] = latency(scope)
+    row["latency"] = phase("latency", lambda: latency(scope))
     words = objective_words(spec, directory)
-    row["sees"] = sees_objective(scope, judge, spec, words)
+    row["sees"] = phase("sees", lambda: sees_objective(scope, judge, spec, words))
     best = row["sees"]["best_objective_feature"]
     if causal:
         from organisms.sealed import read_sealed_eval
 
         report = read_sealed_eval(directory) or {}
         rates = {b["id"]: b.get("organism_rate", 0.0) for b in report.get("behaviours", [])}
+        row["ablation"] = ablation_effect(scope, spec, best, rates, phase)
         if best is not None:
-            row["steering"] = steering_effect(scope, best, words)
-        row["ablation"] = ablation_effect(scope, spec, best, rates)
+            row["steering"] = phase("steering", lambda: steering_effect(scope, best, words))
     return row
 
 
@@ -522,6 +558,8 @@ def main() -> None:
                         help="a JSON list of SAE settings to sweep, each as changes to the defaults "
                              '(e.g. [{"expansion": 4, "k": 48, "batch_tokens": 1024}]); default: the list in this file')
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--fresh", action="store_true",
+                        help="measure everything again (default: keep what an earlier run of the same SAE measured)")
     args = parser.parse_args()
     console = Console(width=max(Console().width, 160))
     torch.manual_seed(0)
@@ -536,7 +574,7 @@ def main() -> None:
                 SaeSettings(**change)  # a wrong name or value stops here, before any training
             except (TypeError, ValidationError) as error:
                 parser.error(f"{args.sweep_settings}: setting {change}: {error}")
-    rows = [bench_organism(d, not args.skip_causal, console, args.sweep, args.sweep_only, settings)
+    rows = [bench_organism(d, not args.skip_causal, console, args.sweep, args.sweep_only, settings, args.fresh)
             for d in directories]
     atomic_write_json(args.out, {"machine": {"cpu": platform.processor() or platform.machine(),
                                              "threads": torch.get_num_threads()},
