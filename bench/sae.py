@@ -535,7 +535,8 @@ def print_tables(all_rows: list[dict], console: Console) -> None:
             console.print(f"{r['spec']}: ablating the 5 features attributed to {a['behaviour']}: detector rate "
                           f"{a['rate_unablated']:.0%} -> {a['rate_attributed_ablated']:.0%} (5 random active "
                           f"features: {a['rate_random_ablated']:.0%}; the objective feature alone: "
-                          f"{a.get('rate_objective_feature_ablated', 'n/a')})")
+                          + (f"{a['rate_objective_feature_ablated']:.0%})" if "rate_objective_feature_ablated" in a
+                             else "n/a)"))
         if a and "top_attributed_steering" in a:  # absent from result files written before 2026-12-05
             top = a["attributed_features"][0]
             console.print(f"  the most attributed feature alone, {top[0]} ({top[1]}): ablated "
