@@ -105,8 +105,8 @@ class Phases:
     starts afresh."""
 
     def __init__(self, directory: Path, sae_name: str, fresh: bool = False) -> None:
-        weights = saes_root(directory) / sae_name / SAE_WEIGHTS_FILE
-        self.stamp = f"{weights.stat().st_size}-{weights.stat().st_mtime_ns}"
+        weights = (saes_root(directory) / sae_name / SAE_WEIGHTS_FILE).stat()
+        self.stamp = f"{weights.st_size}-{weights.st_mtime_ns}"
         self.path = workspace() / "cache" / "sae-bench" / f"{directory.name}-{sae_name}.json"
         kept = read_json(self.path) if self.path.is_file() and not fresh else {}
         self.done: dict = kept.get("phases", {}) if kept.get("stamp") == self.stamp else {}
