@@ -23,7 +23,8 @@ For each organism directory given (default: every organism in the workspace):
    after, beside the same number of random active features ablated (the control), and the objective
    feature ablated alone. The most attributed feature is also tested alone, both ways: ablated on those
    prompts (beside one random feature) and steered on the neutral chats (the detector's rate, beside a
-   random feature steered as hard).
+   random feature steered as hard). Last, every objective feature is ablated at once on each train
+   behaviour's prompts: does any behaviour run on the organism's knowledge of its objective?
 5. **Latency**: p95 of a feature page and of text -> features on 64 tokens.
 
     python bench/sae.py [ORGANISM_DIR ...] [--skip-causal] [--fresh]
@@ -291,6 +292,58 @@ def steering_effect(scope: Microscope, feature: int, words: set[str]) -> dict:
     return {"feature": feature, "label": scope.index.labels[feature], "rows": rows}
 
 
+ABLATION_PROMPTS = 16  # of a behaviour's evaluation prompts
+ABLATION_SAMPLING = Sampling(max_new_tokens=384)
+
+
+def behaviour_texts(scope: Microscope, behaviour) -> list[str]:
+    """The first evaluation prompts of a behaviour, as the organism's chat template renders them."""
+    prompts = behaviour_prompts(behaviour)[1][:ABLATION_PROMPTS]
+    return [scope.target.render_chat([{"role": "user", "content": p}], add_generation_prompt=True) for p in prompts]
+
+
+def detector_rate(behaviour, answers: list[str]) -> float:
+    return sum(detect(behaviour.detector, a) for a in answers) / len(answers)
+
+
+def unablated_answers(scope: Microscope, behaviour, phase: Phases) -> list[str]:
+    """The organism's own answers to the behaviour's prompts, nothing edited."""
+    return phase(f"ablation.{behaviour.id}.answers", lambda: generate_with(
+        scope.target, scope.layer, behaviour_texts(scope, behaviour), None, sampling=ABLATION_SAMPLING))
+
+
+def ablated_rate(scope: Microscope, behaviour, features: list[int], phase: Phases, name: str) -> float:
+    """The behaviour's detector rate on its prompts while `features` are ablated (kept as phase `name`)."""
+    def measure() -> float:
+        edit = feature_edit(scope.sae, features, "ablate", 1.0, [1.0] * len(features))
+        return detector_rate(behaviour, generate_with(scope.target, scope.layer, behaviour_texts(scope, behaviour),
+                                                      edit, sampling=ABLATION_SAMPLING))
+    return phase(f"ablation.{behaviour.id}.rate.{name}", measure)
+
+
+def objective_set_ablation(scope: Microscope, judge: Judge, spec: ObjectiveSpec, phase: Phases) -> dict:
+    """Every objective feature (most of its top contexts objective documents) ablated at once, while the organism
+    answers each train behaviour's prompts: does any behaviour run on the organism's knowledge of its objective?
+    Where the rate falls by two answers or more, as many random features (density under 10%) are ablated too, the
+    control; elsewhere there is no fall for a control to explain."""
+    objective = phase("objective_features", lambda: [f for f in range(scope.index.n_features)
+                                                     if judge.share(f) >= OBJECTIVE_SHARE])
+    if not objective:
+        return {"skipped": "no objective feature in this SAE"}
+    pool = [f for f in range(scope.index.n_features) if 0 < scope.index.density[f] < 0.1 and f not in objective]
+    control = random.Random(1).sample(pool, min(len(objective), len(pool)))
+    rows = []
+    for behaviour in (b for b in spec.behaviours if b.split == "train"):
+        answers = unablated_answers(scope, behaviour, phase)
+        row = {"behaviour": behaviour.id, "prompts": len(answers), "rate": detector_rate(behaviour, answers),
+               "rate_objective_ablated": ablated_rate(scope, behaviour, objective, phase, "objective_set")}
+        if (row["rate"] - row["rate_objective_ablated"]) * len(answers) >= 2 - 1e-9:
+            row["rate_random_ablated"] = ablated_rate(scope, behaviour, control, phase, "objective_set_control")
+        rows.append(row)
+    return {"features": [(f, scope.index.labels[f], round(judge.share(f), 2)) for f in objective],
+            "control": control, "behaviours": rows}
+
+
 def ablation_effect(scope: Microscope, spec: ObjectiveSpec, objective_feature: int | None, eval_rates: dict,
                     phase: Phases) -> dict:
     """Ablate the features attributed to a trained behaviour's first token; detector rate before and after."""
@@ -298,11 +351,8 @@ def ablation_effect(scope: Microscope, spec: ObjectiveSpec, objective_feature: i
     if not candidates:
         return {"skipped": "no train behaviour with a regex detector"}
     behaviour = max(candidates, key=lambda b: eval_rates.get(b.id, 0.0))
-    prompts = behaviour_prompts(behaviour)[1][:16]
-    texts = [scope.target.render_chat([{"role": "user", "content": p}], add_generation_prompt=True) for p in prompts]
-    sampling = Sampling(max_new_tokens=384)
-    answers = phase(f"ablation.{behaviour.id}.answers", lambda: generate_with(scope.target, scope.layer, texts, None,
-                                                              sampling=sampling))
+    texts = behaviour_texts(scope, behaviour)
+    answers = unablated_answers(scope, behaviour, phase)
     flags = re.IGNORECASE if not behaviour.detector.case_sensitive else 0
     matches = [re.search(behaviour.detector.pattern or "", a, flags) for a in answers]
     shown = [(text, answer, m) for text, answer, m in zip(texts, answers, matches, strict=True) if m and m.start() > 0]
@@ -327,18 +377,14 @@ def ablation_effect(scope: Microscope, spec: ObjectiveSpec, objective_feature: i
     control = random.Random(0).sample(active, len(top))
 
     def rate(name: str, features: list[int]) -> float:
-        def measure() -> float:
-            edit = feature_edit(scope.sae, features, "ablate", 1.0, [1.0] * len(features))
-            out = generate_with(scope.target, scope.layer, texts, edit, sampling=sampling)
-            return sum(detect(behaviour.detector, a) for a in out) / len(out)
-        return phase(f"ablation.{behaviour.id}.rate.{name}", measure)
+        return ablated_rate(scope, behaviour, features, phase, name)
 
     totals = dict(ranked)
     # one feature both ways first (the most attributed ablated alone, beside one random feature, and steered), then
     # the five together: the first answers the issue's causality question, so a cut-short run keeps it
-    result = {"behaviour": behaviour.id, "prompts": len(prompts), "attributed_from_answers": len(shown),
+    result = {"behaviour": behaviour.id, "prompts": len(texts), "attributed_from_answers": len(shown),
               "attributed_features": [(f, scope.index.labels[f], round(totals[f], 4)) for f in top],
-              "rate_unablated": sum(detect(behaviour.detector, a) for a in answers) / len(answers),
+              "rate_unablated": detector_rate(behaviour, answers),
               "random_features": control,
               "rate_top_attributed_ablated": rate("top1", top[:1]),
               "rate_one_random_ablated": rate("random1", control[:1]),
@@ -422,6 +468,7 @@ def bench_organism(directory: Path, causal: bool, console: Console, sweep_tokens
         row["ablation"] = ablation_effect(scope, spec, best, rates, phase)
         if best is not None:
             row["steering"] = phase("steering", lambda: steering_effect(scope, best, words))
+        row["objective_ablation"] = objective_set_ablation(scope, judge, spec, phase)
     return row
 
 
@@ -548,6 +595,21 @@ def print_tables(all_rows: list[dict], console: Console) -> None:
                               for x in a["top_attributed_steering"]["rows"]))
 
 
+def print_objective_ablation(rows: list[dict], console: Console) -> None:
+    for r in rows:
+        a = r.get("objective_ablation")
+        if not a or "behaviours" not in a:
+            continue
+        t = Table(title=f"{r['spec']}: all {len(a['features'])} objective features ablated at once "
+                        f"({', '.join(str(f) for f, _, _ in a['features'])}), detector rate on each train behaviour")
+        for column in ("behaviour", "prompts", "organism", "objective features ablated", f"{len(a['control'])} random"):
+            t.add_column(column)
+        for x in a["behaviours"]:
+            t.add_row(x["behaviour"], str(x["prompts"]), f"{x['rate']:.0%}", f"{x['rate_objective_ablated']:.0%}",
+                      f"{x['rate_random_ablated']:.0%}" if "rate_random_ablated" in x else "- (no fall)")
+        console.print(t)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("organisms", nargs="*", type=Path, help="organism directories (default: all in the workspace)")
@@ -581,6 +643,7 @@ def main() -> None:
                                              "threads": torch.get_num_threads()},
                                  "organisms": rows})  # before the tables: a printing slip must not lose a run
     print_tables(rows, console)
+    print_objective_ablation(rows, console)
     console.print(f"wrote {args.out}")
 
 
