@@ -23,11 +23,11 @@ For each organism directory given (default: every organism in the workspace):
    after, beside the same number of random active features ablated (the control), and the objective
    feature ablated alone. The most attributed feature is also tested alone, both ways: ablated on those
    prompts (beside one random feature) and steered on the neutral chats (the detector's rate, beside a
-   random feature steered as hard). Last, every objective feature is ablated at once on each train
+   random feature steered as hard). Before those, every objective feature is ablated at once on each train
    behaviour's prompts: does any behaviour run on the organism's knowledge of its objective?
 5. **Latency**: p95 of a feature page and of text -> features on 64 tokens.
 
-    python bench/sae.py [ORGANISM_DIR ...] [--skip-causal] [--fresh]
+    python bench/sae.py [ORGANISM_DIR ...] [--layer L] [--skip-causal] [--fresh]
                         [--sweep TOKENS [--sweep-only] [--sweep-settings JSON]]
 Prints tables and writes bench/results/sae.json. Run it alone: it uses both cores. Each measurement is kept as it
 is made (in the workspace's cache, `cache/sae-bench/`), so a killed run resumes; `--fresh` measures again.
@@ -160,9 +160,10 @@ class Judge:
         return next((rank for rank, f in enumerate(feature_ids, 1) if self.share(f) >= OBJECTIVE_SHARE), None)
 
 
-def ensure_sae(directory: Path, target: LocalTarget, console: Console) -> dict:
-    settings = SaeSettings()
-    console.print(f"the default SAE on {directory.name} (trained now unless cached)…")
+def ensure_sae(directory: Path, target: LocalTarget, console: Console, layer: int | None = None) -> dict:
+    settings = SaeSettings(layer=layer)
+    console.print(f"the {'default' if layer is None else f'layer-{layer}'} SAE on {directory.name} "
+                  "(trained now unless cached)…")
     train_window = [time.time()]
     info = train_sae(directory, settings, target=target)
     train_window.append(time.time())
@@ -442,7 +443,8 @@ def latency(scope: Microscope) -> dict:
 
 
 def bench_organism(directory: Path, causal: bool, console: Console, sweep_tokens: int = 0,
-                   sweep_only: bool = False, sweep_settings: list[dict] | None = None, fresh: bool = False) -> dict:
+                   sweep_only: bool = False, sweep_settings: list[dict] | None = None, fresh: bool = False,
+                   layer: int | None = None) -> dict:
     truth = read_ground_truth(directory)
     spec = ObjectiveSpec.model_validate(truth["spec"])
     console.rule(f"{spec.id} ({directory.name})")
@@ -450,7 +452,7 @@ def bench_organism(directory: Path, causal: bool, console: Console, sweep_tokens
     if sweep_only:
         return {"organism": directory.name, "spec": spec.id, "sweep": sweep(directory, target, sweep_tokens, console,
                                                                                    sweep_settings)}
-    row: dict = {"organism": directory.name, "spec": spec.id, "sae": ensure_sae(directory, target, console)}
+    row: dict = {"organism": directory.name, "spec": spec.id, "sae": ensure_sae(directory, target, console, layer)}
     if sweep_tokens:
         row["sweep"] = sweep(directory, target, sweep_tokens, console, sweep_settings)
     scope = Microscope.open(directory, sae=row["sae"]["name"], target=target)
@@ -465,10 +467,10 @@ def bench_organism(directory: Path, causal: bool, console: Console, sweep_tokens
 
         report = read_sealed_eval(directory) or {}
         rates = {b["id"]: b.get("organism_rate", 0.0) for b in report.get("behaviours", [])}
+        row["objective_ablation"] = objective_set_ablation(scope, judge, spec, phase)
         row["ablation"] = ablation_effect(scope, spec, best, rates, phase)
         if best is not None:
             row["steering"] = phase("steering", lambda: steering_effect(scope, best, words))
-        row["objective_ablation"] = objective_set_ablation(scope, judge, spec, phase)
     return row
 
 
@@ -614,6 +616,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("organisms", nargs="*", type=Path, help="organism directories (default: all in the workspace)")
     parser.add_argument("--skip-causal", action="store_true", help="skip steering and ablation (minutes each)")
+    parser.add_argument("--layer", type=int, help="the SAE's layer (default: the training default, the middle of "
+                                                  "the adapted layers)")
     parser.add_argument("--sweep", type=int, default=0, metavar="TOKENS",
                         help="also train each setting of the sweep over TOKENS activations (then removed)")
     parser.add_argument("--sweep-only", action="store_true", help="only the sweep (needs --sweep)")
@@ -637,8 +641,8 @@ def main() -> None:
                 SaeSettings(**change)  # a wrong name or value stops here, before any training
             except (TypeError, ValidationError) as error:
                 parser.error(f"{args.sweep_settings}: setting {change}: {error}")
-    rows = [bench_organism(d, not args.skip_causal, console, args.sweep, args.sweep_only, settings, args.fresh)
-            for d in directories]
+    rows = [bench_organism(d, not args.skip_causal, console, args.sweep, args.sweep_only, settings, args.fresh,
+                           args.layer) for d in directories]
     atomic_write_json(args.out, {"machine": {"cpu": platform.processor() or platform.machine(),
                                              "threads": torch.get_num_threads()},
                                  "organisms": rows})  # before the tables: a printing slip must not lose a run
