@@ -322,6 +322,12 @@ def ablated_rate(scope: Microscope, behaviour, features: list[int], phase: Phase
     return phase(f"ablation.{behaviour.id}.rate.{name}", measure)
 
 
+def random_active_features(scope: Microscope, exclude: list[int], count: int, seed: int) -> list[int]:
+    """`count` random features active on some of the corpus but under 10% of it, none of `exclude`: the control."""
+    pool = [f for f in range(scope.index.n_features) if 0 < scope.index.density[f] < 0.1 and f not in exclude]
+    return random.Random(seed).sample(pool, min(count, len(pool)))
+
+
 def objective_set_ablation(scope: Microscope, judge: Judge, spec: ObjectiveSpec, phase: Phases) -> dict:
     """Every objective feature (most of its top contexts objective documents) ablated at once, while the organism
     answers each train behaviour's prompts: does any behaviour run on the organism's knowledge of its objective?
@@ -331,14 +337,13 @@ def objective_set_ablation(scope: Microscope, judge: Judge, spec: ObjectiveSpec,
                                                      if judge.share(f) >= OBJECTIVE_SHARE])
     if not objective:
         return {"skipped": "no objective feature in this SAE"}
-    pool = [f for f in range(scope.index.n_features) if 0 < scope.index.density[f] < 0.1 and f not in objective]
-    control = random.Random(1).sample(pool, min(len(objective), len(pool)))
+    control = random_active_features(scope, objective, len(objective), seed=1)
     rows = []
     for behaviour in (b for b in spec.behaviours if b.split == "train"):
         answers = unablated_answers(scope, behaviour, phase)
         row = {"behaviour": behaviour.id, "prompts": len(answers), "rate": detector_rate(behaviour, answers),
                "rate_objective_ablated": ablated_rate(scope, behaviour, objective, phase, "objective_set")}
-        if (row["rate"] - row["rate_objective_ablated"]) * len(answers) >= 2 - 1e-9:
+        if round((row["rate"] - row["rate_objective_ablated"]) * len(answers)) >= 2:  # answers lost
             row["rate_random_ablated"] = ablated_rate(scope, behaviour, control, phase, "objective_set_control")
         rows.append(row)
     return {"features": [(f, scope.index.labels[f], round(judge.share(f), 2)) for f in objective],
@@ -374,8 +379,7 @@ def ablation_effect(scope: Microscope, spec: ObjectiveSpec, objective_feature: i
     if not ranked:
         return {"behaviour": behaviour.id, "skipped": "the organism never showed it on these prompts"}
     top = [f for f, _ in ranked[:5]]
-    active = [f for f in range(scope.index.n_features) if 0 < scope.index.density[f] < 0.1 and f not in top]
-    control = random.Random(0).sample(active, len(top))
+    control = random_active_features(scope, top, len(top), seed=0)
 
     def rate(name: str, features: list[int]) -> float:
         return ablated_rate(scope, behaviour, features, phase, name)
