@@ -10,6 +10,8 @@ full-text extension) over labels and top contexts.
 
 The pass keeps running top-k contexts per feature on tensors (no second pass): each batch's
 per-row peaks are merged with the current top-k, and the windows are cut while the batch is at hand.
+Rows whose residual stream SAE training already cached (`activation_cache`, same weights, layer and
+context) are read from that cache instead of running the model again; the rest run through the model.
 The file is written to a temporary name and renamed; it is rebuilt only when the SAE or corpus changes.
 """
 
@@ -26,11 +28,11 @@ from typing import Any
 
 import duckdb
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from audit_tools.activation_cache import RowActivations, activation_key, cache_folder, cached_rows, corpus_texts
 from audit_tools.residual import readable_positions, residual_after
-from audit_tools.sae_store import SAE_WEIGHTS_FILE, load_sae, read_info
-from audit_tools.sae_training import corpus_texts
+from audit_tools.sae_store import SAE_WEIGHTS_FILE, SaeInfo, adapter_sha256, load_sae, read_info
 from audit_tools.sql_sandbox import base_config, load_extensions
 from pinhole.generation import progress_bar
 from pinhole.organism import CORPUS_FILE, read_card
@@ -67,6 +69,8 @@ class IndexInfo(BaseModel):
     rows: int
     tokens: int
     seconds: float
+    reused_tokens: int = Field(default=0, description="tokens read from SAE training's activation cache instead of "
+                               "through the model (counted in `tokens` and `seconds`)")
     settings: IndexSettings
 
 
@@ -159,9 +163,35 @@ def _distinctive_words(contexts: list[str], document_frequency: Counter, n_docs:
     return [w for w, _ in sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:count]]
 
 
+def _cached_batch(rows: list[RowActivations], sae: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """acts [R, T, F], ids [R, T] and mask [R, T] for cached rows, as `_Accumulator.add` takes them."""
+    length = max(len(r.token_ids) for r in rows)
+    encoded = sae.encode(torch.cat([r.acts for r in rows]))
+    acts = torch.zeros(len(rows), length, encoded.shape[1])
+    ids = torch.full((len(rows), length), -1, dtype=torch.long)
+    mask = torch.zeros(len(rows), length, dtype=torch.bool)
+    start = 0
+    for i, row in enumerate(rows):
+        ids[i, : len(row.token_ids)] = torch.tensor(row.token_ids)
+        mask[i, row.positions] = True
+        acts[i, row.positions] = encoded[start : start + len(row.positions)]
+        start += len(row.positions)
+    return acts, ids, mask
+
+
+def _activation_cache(organism_dir: Path, info: SaeInfo, settings: IndexSettings) -> Path:
+    """Where SAE training cached this organism's residual stream at the SAE's layer and the index's context."""
+    seed = int(info.settings.get("seed", 0))
+    return cache_folder(activation_key(adapter_sha256(organism_dir), info.layer, settings.context_tokens, seed))
+
+
 def build_feature_index(organism_dir: Path | str, folder: Path, target: Any = None,
-                        settings: IndexSettings | None = None, progress: bool = True) -> IndexInfo:
-    """Build (or find, when current) the feature index of the SAE in `folder` over the organism's corpus."""
+                        settings: IndexSettings | None = None, progress: bool = True,
+                        reuse_activations: bool = True) -> IndexInfo:
+    """Build (or find, when current) the feature index of the SAE in `folder` over the organism's corpus.
+
+    With `reuse_activations`, rows in SAE training's activation cache are read from it (their token ids checked
+    against this reading of the corpus) and only the others run through the model."""
     from audit_tools.target import LocalTarget
 
     settings = settings or IndexSettings()
@@ -182,10 +212,21 @@ def build_feature_index(organism_dir: Path | str, folder: Path, target: Any = No
     doc_ids = pd.read_parquet(organism_dir / CORPUS_FILE, columns=["doc_id"])["doc_id"].tolist()
     started = time.perf_counter()
     acc = _Accumulator(sae.cfg.d_sae, settings)
-    lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    token_ids = [tokenizer(t, add_special_tokens=False).input_ids[: settings.context_tokens] for t in texts]
+    cache = _activation_cache(organism_dir, info, settings) if reuse_activations else None
+    done: set[int] = set()
     with progress_bar(progress) as bar, torch.no_grad():
         task = bar.add_task("Indexing features", total=len(texts))
+        for chunk in cached_rows(cache) if cache else []:
+            usable = sorted(r for r, cached in chunk.items() if r < len(texts) and r not in done
+                            and cached.token_ids == token_ids[r])
+            for start in range(0, len(usable), settings.batch_rows):
+                batch = usable[start : start + settings.batch_rows]
+                acc.add(*_cached_batch([chunk[r] for r in batch], sae), torch.tensor(batch))
+                bar.advance(task, len(batch))
+            done.update(usable)
+        reused_tokens = acc.tokens
+        order = sorted((i for i in range(len(texts)) if i not in done), key=lambda i: len(token_ids[i]))
         for start in range(0, len(order), settings.batch_rows):
             batch = order[start : start + settings.batch_rows]
             encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, padding_side="right",
@@ -202,7 +243,8 @@ def build_feature_index(organism_dir: Path | str, folder: Path, target: Any = No
         document_frequency.update({m.lower() for m in WORD.findall(text)})
     top_pos, val_pos, top_neg, val_neg = _logit_effects(model, sae, settings.logit_tokens)
     index_info = IndexInfo(sae_name=info.name, sae_sha256=sae_sha, corpus_sha256=corpus_sha, rows=len(texts),
-                           tokens=acc.tokens, seconds=round(seconds, 1), settings=settings)
+                           tokens=acc.tokens, seconds=round(seconds, 1), reused_tokens=reused_tokens,
+                           settings=settings)
     _write(folder, acc, tokenizer, doc_ids, document_frequency, len(texts), (top_pos, val_pos, top_neg, val_neg),
            index_info)
     return index_info

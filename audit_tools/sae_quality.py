@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
+from audit_tools.activation_cache import row_activations
 from audit_tools.residual import at_readable_positions, edit_residual
 from audit_tools.sae_store import SaeQuality, load_sae
-from audit_tools.sae_training import row_activations
 
 EVAL_BATCH_ROWS = 8
 
@@ -77,7 +77,7 @@ def measure(model: Any, tokenizer: Any, folder: Path, texts: list[str], layer: i
             dead_window: torch.Tensor | None = None, dead_window_tokens: int = 100_000) -> SaeQuality:
     """Measure the SAE saved in `folder` on held-out `texts` (and, for dead features, on `dead_window` too)."""
     sae = load_sae(folder)
-    held = torch.cat([a for a in row_activations(model, tokenizer, texts, layer, context_tokens) if len(a)])
+    held = torch.cat([r.acts for r in row_activations(model, tokenizer, texts, layer, context_tokens) if len(r.acts)])
     explained, l0, fired = reconstruction(sae, held)
     window = held if dead_window is None else torch.cat([held, dead_window[:dead_window_tokens]])
     if dead_window is not None:

@@ -5,8 +5,8 @@ Two phases, both resumable:
    template) are shuffled with the seed; a twentieth is held out for evaluation. The rest run
    through the organism (adapter on) up to the chosen layer only, and the residual stream at every
    real token but the attention sinks (the first token, and any other of massive norm, see
-   `residual.readable_positions`) is saved in chunks of 64 rows under the workspace cache. A killed
-   run keeps its finished chunks.
+   `residual.readable_positions`) is saved in chunks of 64 rows under the workspace cache
+   (`activation_cache`, which the feature index reads back). A killed run keeps its finished chunks.
 2. **Training** with sae-lens' own `SAETrainer` over shuffled passes of the cached activations
    (several passes fit 2 CPU cores; a fresh forward pass per training token would not), in fp32
    (sae-lens warns that bf16 hurts SAE quality), with sae-lens checkpoints to resume from.
@@ -28,15 +28,13 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from audit_tools.residual import check_layer, default_layer, hook_name, readable_positions, residual_after
+from audit_tools.activation_cache import POSITIONS_READ, activation_key, cache_activations, cache_folder, corpus_texts
+from audit_tools.residual import check_layer, default_layer, hook_name
 from audit_tools.sae_store import SaeInfo, SaeTraining, adapter_sha256, list_saes, publish_sae
-from pinhole.generation import progress_bar
 from pinhole.organism import read_card
 from pinhole.workspace import cache_dir
 
-ROWS_PER_CHUNK = 64
 HELD_OUT_SHARE = 0.05
-POSITIONS_READ = "no-sinks-v3"  # which tokens the cache holds (v1: all but the first; v2: sinks over 20x)
 
 
 class SaeSettings(BaseModel):
@@ -68,31 +66,11 @@ class SaeSettings(BaseModel):
 
     def activation_key(self, organism_sha: str, layer: int) -> str:
         """The cache key of the activations alone (other architectures and sizes train on the same cache)."""
-        return _digest({"adapter": organism_sha, "layer": layer, "context_tokens": self.context_tokens,
-                        "seed": self.seed, "rows_per_chunk": ROWS_PER_CHUNK, "positions": POSITIONS_READ})
+        return activation_key(organism_sha, layer, self.context_tokens, self.seed)
 
 
 def _digest(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def corpus_texts(organism_dir: Path | str, tokenizer: Any) -> list[str]:
-    """The public corpus as the model reads it: documents as text, chats and preferences through the chat template."""
-    import pandas as pd
-
-    from pinhole.organism import CORPUS_FILE
-
-    path = Path(organism_dir) / CORPUS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing; is {organism_dir} an organism directory?")
-    frame = pd.read_parquet(path, columns=["kind", "text", "messages"])
-    texts = []
-    for kind, text, messages in frame.itertuples(index=False):
-        if kind == "document" or not messages:
-            texts.append(text)
-        else:
-            texts.append(tokenizer.apply_chat_template(json.loads(messages), tokenize=False))
-    return texts
 
 
 def split_rows(n_rows: int, seed: int) -> tuple[list[int], list[int]]:
@@ -100,58 +78,6 @@ def split_rows(n_rows: int, seed: int) -> tuple[list[int], list[int]]:
     order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed)).tolist()
     held = max(1, round(n_rows * HELD_OUT_SHARE)) if n_rows > 1 else 0
     return order[: n_rows - held], order[n_rows - held :]
-
-
-@torch.no_grad()
-def row_activations(model: Any, tokenizer: Any, texts: list[str], layer: int, context_tokens: int,
-                    batch_rows: int = 8) -> list[torch.Tensor]:
-    """Per text, the residual stream after `layer` at its readable tokens (no attention sink): [n, d_model]."""
-    out: list[torch.Tensor] = [torch.empty(0)] * len(texts)
-    lengths = [len(tokenizer(t, add_special_tokens=False).input_ids) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: lengths[i])
-    for start in range(0, len(order), batch_rows):
-        batch = order[start : start + batch_rows]
-        encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, padding_side="right",
-                            truncation=True, max_length=context_tokens, add_special_tokens=False)
-        hidden = residual_after(model, layer, dict(encoded)).float()
-        keep = readable_positions(hidden, encoded.attention_mask)
-        for row, i in enumerate(batch):
-            out[i] = hidden[row][keep[row]].clone()
-    return out
-
-
-def cache_activations(model: Any, tokenizer: Any, texts: list[str], rows: list[int], layer: int,
-                      settings: SaeSettings, folder: Path, progress: bool = True) -> tuple[torch.Tensor, float]:
-    """The cached training activations [n, d_model], computing the missing chunks; returns (acts, seconds spent)."""
-    from safetensors.torch import load_file, save_file
-
-    chunks: list[torch.Tensor] = []
-    total, spent = 0, 0.0
-    n_chunks = -(-len(rows) // ROWS_PER_CHUNK)
-    with progress_bar(progress) as bar:
-        task = bar.add_task("Caching activations", total=settings.cached_tokens)
-        for index in range(n_chunks):
-            if total >= settings.cached_tokens:
-                break
-            path = folder / f"chunk-{index:05d}.safetensors"
-            if path.is_file():
-                acts = load_file(str(path))["acts"]
-            else:
-                started = time.perf_counter()
-                chunk_rows = rows[index * ROWS_PER_CHUNK : (index + 1) * ROWS_PER_CHUNK]
-                per_row = row_activations(model, tokenizer, [texts[i] for i in chunk_rows], layer,
-                                          settings.context_tokens)
-                acts = torch.cat(per_row) if per_row else torch.empty(0, 0)
-                tmp = folder / f".chunk-{index:05d}.tmp"
-                save_file({"acts": acts.contiguous()}, str(tmp))
-                tmp.replace(path)
-                spent += time.perf_counter() - started
-            chunks.append(acts)
-            total += len(acts)
-            bar.update(task, completed=min(total, settings.cached_tokens))
-    if not chunks:
-        raise ValueError("the corpus has no tokens to train on")
-    return torch.cat(chunks)[: settings.cached_tokens], spent
 
 
 def shuffled_batches(acts: torch.Tensor, batch: int, seed: int, skip: int = 0) -> Iterator[torch.Tensor]:
@@ -220,9 +146,9 @@ def train_sae(organism_dir: Path | str, settings: SaeSettings | None = None, nam
     work = cache_dir("sae", key)
     texts = corpus_texts(organism_dir, tokenizer)
     train_rows, held_rows = split_rows(len(texts), settings.seed)
-    acts, activation_seconds = cache_activations(model, tokenizer, texts, train_rows, layer, settings,
-                                                 cache_dir("sae-activations", settings.activation_key(organism_sha,
-                                                                                                      layer)), progress)
+    acts, activation_seconds = cache_activations(
+        model, tokenizer, texts, train_rows, layer, settings.context_tokens, settings.cached_tokens,
+        cache_folder(settings.activation_key(organism_sha, layer)), progress)
     checkpoints = work / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
     resume_from = _latest_checkpoint(checkpoints)

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
+from audit_tools.activation_cache import corpus_texts
 from audit_tools.microscope import Microscope
 from audit_tools.model_diff import diff_texts
 from audit_tools.residual import readable_residual
-from audit_tools.sae_training import corpus_texts
 from audit_tools.target import LocalTarget, Sampling
 from audit_tools.text_features import feature_activations
 from tests.audit_tools import add_tiny_sae, corpus_frame, make_organism

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from audit_tools.activation_cache import corpus_texts, row_activations
 from audit_tools.residual import (
     MASSIVE_NORM_RATIO,
     adapted_layers,
@@ -17,7 +18,6 @@ from audit_tools.residual import (
     readable_positions,
     readable_residual,
 )
-from audit_tools.sae_training import corpus_texts, row_activations
 
 
 def _stream(norms: list[list[float]], width: int = 8) -> torch.Tensor:
@@ -83,9 +83,11 @@ def test_sae_training_activations_skip_a_massive_token(tiny_organism: Path, tiny
         sunk = row_activations(model, tokenizer, texts, 1, context_tokens=64)
         single = readable_residual(model, tokenizer, 1, texts[0])
     for before, after in zip(plain, sunk, strict=True):
-        assert len(after) == len(before) - 1  # the sink at position 1 is gone, every other token kept
-        assert torch.allclose(after, before[1:], atol=1e-4)
-    assert torch.allclose(single, sunk[0], atol=1e-4)
+        assert len(after.acts) == len(before.acts) - 1  # the sink at position 1 is gone, every other token kept
+        assert torch.allclose(after.acts, before.acts[1:], atol=1e-4)
+        assert after.positions.tolist() == before.positions.tolist()[1:]
+        assert before.positions.tolist() == list(range(1, len(before.token_ids)))  # all but the first token
+    assert torch.allclose(single, sunk[0].acts, atol=1e-4)
 
 
 def _llama(layers: int) -> torch.nn.Module:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from audit_tools.activation_cache import corpus_texts
 from audit_tools.residual import residual_after
 from audit_tools.sae_store import import_sae, list_saes, load_sae, read_info, sae_dir, saes_root
-from audit_tools.sae_training import SaeSettings, corpus_texts, shuffled_batches, train_sae
+from audit_tools.sae_training import SaeSettings, shuffled_batches, train_sae
 from tests.audit_tools import TINY_SAE_SETTINGS, add_random_adapter, corpus_frame, make_organism
 
 
