@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audit_tools.feature_index import build_feature_index
 from audit_tools.microscope import Microscope
-from audit_tools.sae_store import SAE_WEIGHTS_FILE, saes_root
+from audit_tools.sae_store import SAE_WEIGHTS_FILE, adapter_sha256, saes_root
 from audit_tools.sae_training import SaeSettings, train_sae
 from audit_tools.steering import feature_edit, generate_with
 from audit_tools.target import LocalTarget, Sampling
@@ -103,21 +103,35 @@ class Phases:
     """Each measurement kept as soon as it is made, so that a killed run resumes where it stopped (on 2 slow cores
     the causal part alone takes tens of minutes). Kept in the workspace's cache, never in the organism directory:
     the results judge features against the ground truth. Keyed by the SAE's weights file, so a retrained SAE
-    starts afresh."""
+    starts afresh; what does not depend on the SAE (the organism's own answers) is kept per organism adapter
+    (`organism`), so the SAEs of one organism share it."""
 
     def __init__(self, directory: Path, sae_name: str, fresh: bool = False) -> None:
         weights = (saes_root(directory) / sae_name / SAE_WEIGHTS_FILE).stat()
-        self.stamp = f"{weights.st_size}-{weights.st_mtime_ns}"
-        self.path = workspace() / "cache" / "sae-bench" / f"{directory.name}-{sae_name}.json"
-        kept = read_json(self.path) if self.path.is_file() and not fresh else {}
-        self.done: dict = kept.get("phases", {}) if kept.get("stamp") == self.stamp else {}
+        folder = workspace() / "cache" / "sae-bench"
+        self.stamp, self.path = f"{weights.st_size}-{weights.st_mtime_ns}", folder / f"{directory.name}-{sae_name}.json"
+        self.done = self._kept(self.path, self.stamp, fresh)
+        self.organism_stamp, self.organism_path = adapter_sha256(directory), folder / f"{directory.name}-organism.json"
+        self.organism_done = self._kept(self.organism_path, self.organism_stamp, fresh)
+
+    @staticmethod
+    def _kept(path: Path, stamp: str, fresh: bool) -> dict:
+        kept = read_json(path) if path.is_file() and not fresh else {}
+        return kept.get("phases", {}) if kept.get("stamp") == stamp else {}
 
     def __call__(self, name: str, measure: Callable[[], Any]) -> Any:
-        """`measure()`'s result, measured now or kept from an earlier run."""
+        """`measure()`'s result, measured now or kept from an earlier run of this SAE."""
         if name not in self.done:
             self.done[name] = measure()
             atomic_write_json(self.path, {"stamp": self.stamp, "phases": self.done})
         return self.done[name]
+
+    def organism(self, name: str, measure: Callable[[], Any]) -> Any:
+        """`measure()`'s result for a measurement of the organism alone: kept from any SAE's run, or measured now."""
+        if name not in self.organism_done:
+            self.organism_done[name] = self.done[name] if name in self.done else measure()  # an older run kept it
+            atomic_write_json(self.organism_path, {"stamp": self.organism_stamp, "phases": self.organism_done})
+        return self.organism_done[name]
 
 
 class Judge:
@@ -309,7 +323,7 @@ def detector_rate(behaviour, answers: list[str]) -> float:
 
 def unablated_answers(scope: Microscope, behaviour, phase: Phases) -> list[str]:
     """The organism's own answers to the behaviour's prompts, nothing edited."""
-    return phase(f"ablation.{behaviour.id}.answers", lambda: generate_with(
+    return phase.organism(f"ablation.{behaviour.id}.answers", lambda: generate_with(
         scope.target, scope.layer, behaviour_texts(scope, behaviour), None, sampling=ABLATION_SAMPLING))
 
 
