@@ -6,7 +6,12 @@ ablation. Prints the table and writes JSON, Markdown and a plot (see `pinhole be
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package before this folder (bench/game.py)
 
 from game.audit_bench_cli import bench_audit
 
