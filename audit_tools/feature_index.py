@@ -30,8 +30,14 @@ import duckdb
 import torch
 from pydantic import BaseModel, Field
 
-from audit_tools.activation_cache import RowActivations, activation_key, cache_folder, cached_rows, corpus_texts
-from audit_tools.residual import readable_positions, residual_after
+from audit_tools.activation_cache import (
+    RowActivations,
+    activation_key,
+    cache_folder,
+    cached_rows,
+    corpus_texts,
+    row_activations,
+)
 from audit_tools.sae_store import SAE_WEIGHTS_FILE, SaeInfo, adapter_sha256, load_sae, read_info
 from audit_tools.sql_sandbox import base_config, load_extensions
 from pinhole.generation import progress_bar
@@ -163,8 +169,9 @@ def _distinctive_words(contexts: list[str], document_frequency: Counter, n_docs:
     return [w for w, _ in sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:count]]
 
 
-def _cached_batch(rows: list[RowActivations], sae: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """acts [R, T, F], ids [R, T] and mask [R, T] for cached rows, as `_Accumulator.add` takes them."""
+def _batch(rows: list[RowActivations], sae: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """acts [R, T, F], ids [R, T] and mask [R, T] for rows read (from the cache or just now), as `_Accumulator.add`
+    takes them."""
     length = max(len(r.token_ids) for r in rows)
     encoded = sae.encode(torch.cat([r.acts for r in rows]))
     acts = torch.zeros(len(rows), length, encoded.shape[1])
@@ -222,20 +229,16 @@ def build_feature_index(organism_dir: Path | str, folder: Path, target: Any = No
                             and cached.token_ids == token_ids[r])
             for start in range(0, len(usable), settings.batch_rows):
                 batch = usable[start : start + settings.batch_rows]
-                acc.add(*_cached_batch([chunk[r] for r in batch], sae), torch.tensor(batch))
+                acc.add(*_batch([chunk[r] for r in batch], sae), torch.tensor(batch))
                 bar.advance(task, len(batch))
             done.update(usable)
         reused_tokens = acc.tokens
         order = sorted((i for i in range(len(texts)) if i not in done), key=lambda i: len(token_ids[i]))
         for start in range(0, len(order), settings.batch_rows):
             batch = order[start : start + settings.batch_rows]
-            encoded = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True, padding_side="right",
-                                truncation=True, max_length=settings.context_tokens, add_special_tokens=False)
-            hidden = residual_after(model, info.layer, dict(encoded)).float()
-            mask = readable_positions(hidden, encoded.attention_mask)
-            acts = sae.encode(hidden) * mask.unsqueeze(-1)
-            ids = encoded.input_ids.masked_fill(~encoded.attention_mask.bool(), -1)
-            acc.add(acts, ids, mask, torch.tensor(batch))
+            read = row_activations(model, tokenizer, [texts[i] for i in batch], info.layer, settings.context_tokens,
+                                   batch_rows=len(batch))
+            acc.add(*_batch(read, sae), torch.tensor(batch))
             bar.advance(task, len(batch))
     seconds = time.perf_counter() - started
     document_frequency: Counter = Counter()

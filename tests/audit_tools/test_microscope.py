@@ -58,9 +58,17 @@ def test_feature_pages_agree_with_a_fresh_reading_of_their_contexts(scope: Micro
             assert page.max_activation == pytest.approx(peaks[0], rel=1e-3)
             context = page.contexts[0]
             assert max(t.activation for t in context.tokens) == pytest.approx(context.peak_activation, rel=1e-3)
-            _, fresh, _ = feature_activations(scope.target.model, scope.target.tokenizer, scope.sae, scope.layer,
-                                           texts[context.doc_id])  # one text alone: no batch, no padding
+            tokens, fresh, readable = feature_activations(scope.target.model, scope.target.tokenizer, scope.sae,
+                                                          scope.layer, texts[context.doc_id])  # alone: no padding
             assert float(fresh[1:257, feature_id].max()) == pytest.approx(context.peak_activation, rel=1e-2)
+            column = torch.zeros(min(len(tokens), 256))  # what the index reads: 256 tokens, no attention sink
+            kept = [i for i in readable if i < len(column)]
+            column[kept] = fresh[kept, feature_id].float()
+            window = [t.token for t in context.tokens]
+            window_acts = torch.tensor([t.activation for t in context.tokens])
+            assert any(tokens[start : start + len(window)] == window
+                       and torch.allclose(column[start : start + len(window)], window_acts, rtol=1e-2, atol=1e-3)
+                       for start in range(len(column) - len(window) + 1)), "the window is not where the text has it"
             checked += 1
         assert len(page.promoted) == len(page.suppressed) == 10
         assert page.promoted[0][1] >= page.promoted[-1][1] and page.suppressed[0][1] <= page.suppressed[-1][1]
