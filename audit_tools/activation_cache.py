@@ -89,7 +89,8 @@ def row_activations(model: Any, tokenizer: Any, texts: list[str], layer: int, co
             n_real = int(encoded.attention_mask[row].sum())
             out[i] = RowActivations(encoded.input_ids[row, :n_real].tolist(), keep[row].nonzero()[:, 0],
                                     hidden[row][keep[row]].clone())
-    return [r for r in out if r is not None]
+    assert all(r is not None for r in out)  # every text is in exactly one batch
+    return out  # type: ignore[return-value]
 
 
 def _chunk_tensors(rows: list[int], per_row: list[RowActivations]) -> dict[str, torch.Tensor]:
